@@ -1,0 +1,198 @@
+"""Configuration, resolved once from ``LODESTAR_*`` environment variables.
+
+``Settings.from_env()`` is called at the edge (the CLI, a test fixture) and the
+resulting immutable value is passed down; no module reads the environment on
+its own and no module holds a client. Every variable is listed in ``SETTINGS``
+with its default and meaning; the README's settings table is generated from
+it (``lodestar settings --markdown``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from lodestar.core.topics import Topic, dlq_name, topic_name
+
+
+_Getter = Callable[[str], str]
+
+
+class SettingsError(ValueError):
+    """A ``LODESTAR_*`` variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default and one-line meaning."""
+
+    env: str
+    default: str
+    help: str
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "lodestar")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("LODESTAR_DATA_DIR", "~/.local/share/lodestar",
+            "Where local state lives: Kafka log dirs, PostgreSQL cluster, embedded "
+            "ClickHouse, Faust RocksDB tables."),
+    Setting("LODESTAR_KAFKA_BOOTSTRAP", "127.0.0.1:9092",
+            "Kafka bootstrap servers. When set, `deploy/stack up` does not start a broker."),
+    Setting("LODESTAR_POSTGRES_DSN", "postgresql://lodestar:lodestar@127.0.0.1:5433/lodestar",
+            "PostgreSQL DSN. When set, `deploy/stack up` does not start PostgreSQL."),
+    Setting("LODESTAR_CLICKHOUSE_DSN", "chdb:///<LODESTAR_DATA_DIR>/clickhouse",
+            "`chdb:///path` for the embedded engine, or `http(s)://user:pass@host:port/db` "
+            "for a ClickHouse server."),
+    Setting("LODESTAR_TOPIC_PREFIX", "lodestar",
+            "Prefix of every topic name (`<prefix>.events`, …)."),
+    Setting("LODESTAR_PARTITIONS", "8", "Partitions of each topic Lodestar creates."),
+    Setting("LODESTAR_REPLICATION", "1", "Replication factor of the topics Lodestar creates."),
+    Setting("LODESTAR_API_HOST", "127.0.0.1", "Address the HTTP API listens on."),
+    Setting("LODESTAR_API_PORT", "8080", "Port of the HTTP API."),
+    Setting("LODESTAR_WORKER_ID", "lodestar-engine",
+            "Faust application id: the consumer group of the engine workers."),
+    Setting("LODESTAR_WORKER_WEB_PORT", "6066",
+            "Port of the worker's web server (health, analytics reads when ClickHouse "
+            "is embedded)."),
+    Setting("LODESTAR_WORKER_URL", "http://127.0.0.1:6066",
+            "Where the CLI reaches a worker's web server."),
+    Setting("LODESTAR_SINK_BATCH_SIZE", "5000",
+            "Rows per ClickHouse insert at most; a batch is flushed when full …"),
+    Setting("LODESTAR_SINK_FLUSH_SECONDS", "1.0",
+            "… or when its oldest row has waited this long."),
+    Setting("LODESTAR_LOG_LEVEL", "INFO", "Log level of Lodestar's processes."),
+)
+
+_DEFAULTS = {s.env: s.default for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Lodestar reads, as one immutable value."""
+
+    data_dir: Path
+    kafka_bootstrap: str
+    postgres_dsn: str
+    clickhouse_dsn: str
+    topic_prefix: str
+    partitions: int
+    replication: int
+    api_host: str
+    api_port: int
+    worker_id: str
+    worker_web_port: int
+    worker_url: str
+    sink_batch_size: int
+    sink_flush_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Resolve settings from ``environ`` (default ``os.environ``).
+
+        Raises ``SettingsError`` naming the variable when a value is malformed.
+        """
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            value = env.get(name, "").strip()
+            return value or _DEFAULTS[name]
+
+        data_dir = Path(env.get("LODESTAR_DATA_DIR") or _default_data_dir()).expanduser()
+        clickhouse = env.get("LODESTAR_CLICKHOUSE_DSN", "").strip() or (
+            f"chdb://{(data_dir / 'clickhouse').resolve()}"
+        )
+        if not clickhouse.startswith(("chdb:", "http://", "https://")):
+            raise SettingsError(
+                "LODESTAR_CLICKHOUSE_DSN must start with chdb://, http:// or https://, "
+                f"got {clickhouse!r}"
+            )
+        return cls(
+            data_dir=data_dir,
+            kafka_bootstrap=get("LODESTAR_KAFKA_BOOTSTRAP"),
+            postgres_dsn=get("LODESTAR_POSTGRES_DSN"),
+            clickhouse_dsn=clickhouse,
+            topic_prefix=get("LODESTAR_TOPIC_PREFIX"),
+            partitions=_positive_int(get, "LODESTAR_PARTITIONS"),
+            replication=_positive_int(get, "LODESTAR_REPLICATION"),
+            api_host=get("LODESTAR_API_HOST"),
+            api_port=_positive_int(get, "LODESTAR_API_PORT"),
+            worker_id=get("LODESTAR_WORKER_ID"),
+            worker_web_port=_positive_int(get, "LODESTAR_WORKER_WEB_PORT"),
+            worker_url=get("LODESTAR_WORKER_URL").rstrip("/"),
+            sink_batch_size=_positive_int(get, "LODESTAR_SINK_BATCH_SIZE"),
+            sink_flush_seconds=_positive_float(get, "LODESTAR_SINK_FLUSH_SECONDS"),
+            log_level=get("LODESTAR_LOG_LEVEL").upper(),
+        )
+
+    def with_changes(self, **changes: object) -> Settings:
+        """A copy with some fields replaced (tests use it for unique names)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def topic(self, topic: Topic) -> str:
+        """Physical name of ``topic`` for this installation."""
+        return topic_name(self.topic_prefix, topic)
+
+    def dlq(self, topic: Topic) -> str:
+        """Physical name of the dead-letter topic guarding ``topic``."""
+        return dlq_name(self.topic_prefix, topic)
+
+    @property
+    def clickhouse_embedded(self) -> bool:
+        """True when ClickHouse is the in-process chdb engine (one owning process)."""
+        return self.clickhouse_dsn.startswith("chdb:")
+
+    def describe(self) -> dict[str, str]:
+        """Field name → value as text, with the password of DSNs masked."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = str(getattr(self, f.name))
+            if f.name.endswith("_dsn"):
+                value = _mask_password(value)
+            out[f.name] = value
+        return out
+
+
+def _positive_int(get: _Getter, name: str) -> int:
+    raw = get(name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _positive_float(get: _Getter, name: str) -> float:
+    raw = get(name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _mask_password(dsn: str) -> str:
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or "@" not in rest:
+        return dsn
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else dsn
+
+
+def settings_table_markdown() -> str:
+    """The README's settings table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.env}` | `{s.default}` | {s.help} |" for s in SETTINGS]
+    return "\n".join(rows)
+
