@@ -16,7 +16,6 @@ from pathlib import Path
 
 from lodestar.core.topics import Topic, dlq_name, topic_name
 
-
 _Getter = Callable[[str], str]
 
 

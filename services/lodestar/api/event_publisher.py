@@ -1,0 +1,55 @@
+"""Publish accepted events to ``lodestar.events`` in Avro, keyed by endpoint id.
+
+``publish`` returns only when the broker has acknowledged every record
+(``acks=all``, idempotent producer), so a 202 from the API means the events
+are durably in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from lodestar.contracts.codec import AvroCodec
+from lodestar.core.topics import Topic
+from lodestar.settings import Settings
+
+
+class EventPublisher:
+    """Owns one Kafka producer for the lifetime of the API process."""
+
+    def __init__(self, settings: Settings, codec: AvroCodec) -> None:
+        self._topic = settings.topic(Topic.EVENTS)
+        self._codec = codec
+        self._headers = codec.headers(Topic.EVENTS)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, records: Sequence[dict[str, Any]]) -> None:
+        """Encode and send ``records``; raise if any record was not acknowledged."""
+        if not records:
+            return
+        futures = [
+            await self._producer.send(
+                self._topic,
+                value=self._codec.encode(Topic.EVENTS, record),
+                key=record["endpoint_id"].encode(),
+                headers=self._headers,
+            )
+            for record in records
+        ]
+        await asyncio.gather(*futures)

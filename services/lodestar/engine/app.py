@@ -1,0 +1,94 @@
+"""Build the engine: the Faust app, its topics, tables, agents and services.
+
+``build_engine(settings)`` wires everything and returns the Faust app; the CLI
+runs it with ``run_worker``. Nothing here holds business logic: agents call
+``lodestar.core``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.contrib.asgi import serve_asgi
+
+from lodestar.contracts.codec import AvroCodec
+from lodestar.core.topics import Topic
+from lodestar.dead_letter_publisher import DeadLetterPublisher
+from lodestar.engine import endpoint_activity_agent
+from lodestar.engine.analytics_service import AnalyticsRuntime, analytics_sink_service
+from lodestar.engine.web import create_worker_web
+from lodestar.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    """The Faust app and the handles tests and the CLI need."""
+
+    app: faust.App
+    endpoint_activity: faust.Table
+    analytics: AnalyticsRuntime
+
+
+def broker_url(bootstrap: str) -> str:
+    """``host1:9092,host2:9092`` → Faust's ``kafka://host1:9092;kafka://host2:9092``."""
+    return ";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip())
+
+
+def build_engine(
+    settings: Settings,
+    codec: AvroCodec | None = None,
+    *,
+    clickhouse_database: str | None = None,
+    with_analytics: bool = True,
+) -> Engine:
+    """Wire the engine for ``settings`` (tests pass unique topic prefixes and databases)."""
+    codec = codec or AvroCodec.default()
+    datadir = settings.data_dir / "engine" / settings.worker_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.worker_id,
+        broker=broker_url(settings.kafka_bootstrap),
+        store="rocksdb://",
+        datadir=str(datadir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port,
+        table_cleanup_interval=60.0,
+    )
+    events_topic = app.topic(
+        settings.topic(Topic.EVENTS), key_serializer="raw", value_serializer="raw"
+    )
+    table = app.Table(
+        "endpoint-activity",
+        partitions=settings.partitions,
+        key_type=str,
+        help="Per endpoint: events counted and the last event time (epoch ms).",
+    )
+
+    async def send(topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
+        await app.producer.send_and_wait(topic, key, value, None, None, list(headers))
+
+    dead_letters = DeadLetterPublisher(settings, codec, send, "engine")
+    endpoint_activity_agent.register(app, events_topic, table, codec, dead_letters)
+
+    runtime = AnalyticsRuntime(settings, clickhouse_database)
+    if with_analytics:
+        app.service(analytics_sink_service(settings, codec, runtime))
+    web = create_worker_web(runtime, table)
+    serve_asgi(app, web, host="127.0.0.1", port=settings.worker_web_port)
+    return Engine(app=app, endpoint_activity=table, analytics=runtime)
+
+
+def run_worker(engine: Engine, settings: Settings) -> None:
+    """Run the Faust worker in the foreground until a signal stops it."""
+    worker = faust.Worker(engine.app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,63 @@
+"""The worker's own HTTP server: health and, with embedded ClickHouse, analytics reads.
+
+Served inside the Faust worker by ``faust.contrib.asgi.serve_asgi`` on
+``LODESTAR_WORKER_WEB_PORT``. ``GET /v1/analytics/event-counts?app-id=&event-type=``
+answers ``{"Counts": [{"EventType": …, "Count": …}], "Total": n}``;
+``GET /v1/endpoint-activity/{endpoint-id}`` answers the endpoint's entry of the
+``endpoint-activity`` table when this worker holds its partition (else 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from lodestar.analytics.queries import event_counts
+from lodestar.engine.analytics_service import AnalyticsRuntime
+
+
+def create_worker_web(runtime: AnalyticsRuntime, activity: Mapping[str, Any]) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "analytics": runtime.ready.is_set()})
+
+    async def counts(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(runtime.ready.wait(), timeout=10)
+        except TimeoutError:
+            return JSONResponse({"Message": "ClickHouse is not open yet; retry shortly."}, 503)
+        assert runtime.writer is not None
+        app_id = request.query_params.get("app-id")
+        event_type = request.query_params.get("event-type")
+        rows = await runtime.writer.call(lambda c: event_counts(c, app_id, event_type))
+        return JSONResponse(
+            {
+                "Counts": [{"EventType": r.event_type, "Count": r.count} for r in rows],
+                "Total": sum(r.count for r in rows),
+            }
+        )
+
+    async def endpoint_activity(request: Request) -> Response:
+        endpoint_id = request.path_params["endpoint_id"]
+        state = activity.get(endpoint_id)
+        if state is None:
+            return JSONResponse(
+                {"Message": f"endpoint {endpoint_id!r} has no activity on this worker"}, 404
+            )
+        return JSONResponse(
+            {"EndpointId": endpoint_id, "EventCount": state["event_count"],
+             "LastEventAt": state["last_event_at"]}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/v1/analytics/event-counts", counts),
+            Route("/v1/endpoint-activity/{endpoint_id}", endpoint_activity),
+        ]
+    )

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from lodestar.analytics.clickhouse import connect, migrate, migration_files, scalar
+from lodestar.analytics.queries import event_counts
+from lodestar.analytics.rows import EVENT_COLUMNS, event_row
+
+pytestmark = pytest.mark.clickhouse
+
+
+def record(event_id: str, event_type: str, endpoint: str = "ep-1") -> dict:
+    return {
+        "event_id": event_id,
+        "app_id": "app-1",
+        "endpoint_id": endpoint,
+        "event_type": event_type,
+        "timestamp": 1_777_636_800_000,
+        "arrival_timestamp": 1_777_636_801_000,
+        "attributes": {"url": "/a"},
+        "metrics": {"n": 2.0},
+        "session": {"id": "s-1", "start_timestamp": 1, "stop_timestamp": None, "duration_ms": None},
+        "client": None,
+    }
+
+
+def test_create_insert_query_through_clickhouse_connect(
+    clickhouse_dsn: str, clickhouse_database: str
+) -> None:
+    client = connect(clickhouse_dsn, clickhouse_database)
+    assert migrate(client) == [v for v, _ in migration_files()]
+    assert migrate(client) == []
+
+    rows = [event_row(record(f"e{i}", "pageView")) for i in range(5)]
+    rows.append(event_row(record("s1", "_session.start")))
+    client.insert("events", rows, column_names=list(EVENT_COLUMNS))
+    # the same batch replayed (a crash before the offset commit) is not counted twice
+    client.insert("events", rows, column_names=list(EVENT_COLUMNS))
+
+    counts = {c.event_type: c.count for c in event_counts(client, "app-1")}
+    assert counts == {"pageView": 5, "_session.start": 1}
+    assert event_counts(client, "other-app") == []
+    assert scalar(client, "SELECT session_id FROM events LIMIT 1") == "s-1"
+    assert scalar(client, "SELECT attributes['url'] FROM events LIMIT 1") == "/a"
+    assert scalar(client, "SELECT toUnixTimestamp64Milli(event_time) FROM events LIMIT 1") == (
+        1_777_636_800_000
+    )

@@ -1,0 +1,177 @@
+"""HTTP PutEvents → Kafka → worker → ClickHouse, with processes started as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import free_port
+
+from lodestar.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+COUNT_TIMEOUT = 60.0
+
+
+class Processes:
+    """Lodestar processes of one test, with their logs, stopped at the end."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> None:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        self.running[name] = subprocess.Popen(
+            [sys.executable, "-m", "lodestar", *args],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        text = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def assert_alive(self) -> None:
+        for name, proc in self.running.items():
+            if proc.poll() is not None:
+                tail = self.log_tail(name)
+                pytest.fail(f"`lodestar {name}` exited with {proc.returncode}:\n{tail}")
+
+    def stop_all(self) -> dict[str, int]:
+        codes = {}
+        for proc in self.running.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in self.running.items():
+            try:
+                codes[name] = proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                codes[name] = proc.wait(timeout=10)
+        return codes
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lodestar", *args],
+            env=self.env, capture_output=True, text=True, timeout=60,
+        )
+
+
+@pytest.fixture
+def lodestar(settings: Settings, tmp_path: Path, unique: str) -> Iterator[tuple[Processes, dict]]:
+    api_port, web_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "LODESTAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "LODESTAR_TOPIC_PREFIX": settings.topic_prefix,
+        "LODESTAR_WORKER_ID": settings.worker_id,
+        "LODESTAR_DATA_DIR": str(tmp_path / "lodestar"),
+        "LODESTAR_PARTITIONS": "4",
+        "LODESTAR_API_PORT": str(api_port),
+        "LODESTAR_WORKER_WEB_PORT": str(web_port),
+        "LODESTAR_WORKER_URL": f"http://127.0.0.1:{web_port}",
+        "LODESTAR_SINK_FLUSH_SECONDS": "0.5",
+    }
+    procs = Processes(env, tmp_path)
+    procs.start("api", "api")
+    procs.start("worker", "worker")
+    urls = {"api": f"http://127.0.0.1:{api_port}", "worker": f"http://127.0.0.1:{web_port}"}
+    try:
+        _wait_healthy(procs, urls)
+        yield procs, urls
+    finally:
+        procs.stop_all()
+
+
+def _wait_healthy(procs: Processes, urls: dict[str, str], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = {"api": f"{urls['api']}/healthz", "worker": f"{urls['worker']}/healthz"}
+    while pending and time.monotonic() < deadline:
+        procs.assert_alive()
+        for name, url in list(pending.items()):
+            try:
+                response = httpx.get(url, timeout=2)
+                if response.status_code == 200 and response.json().get("analytics", True):
+                    del pending[name]
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.5)
+    if pending:
+        tails = "\n\n".join(f"--- {n} ---\n{procs.log_tail(n)}" for n in pending)
+        pytest.fail(f"not healthy within {timeout:.0f}s: {', '.join(pending)}\n{tails}")
+
+
+def _batch(endpoint: int, events: int) -> dict[str, Any]:
+    return {
+        "Endpoint": {},
+        "Events": {
+            f"ev-{endpoint}-{i}": {
+                "EventType": "_session.start" if i == 0 else "pageView",
+                "Timestamp": f"2026-05-01T12:{i:02d}:00.000Z",
+                "Attributes": {"url": f"/p/{i}"},
+                "Session": {"Id": f"s-{endpoint}", "StartTimestamp": "2026-05-01T12:00:00Z"},
+            }
+            for i in range(events)
+        },
+    }
+
+
+def test_put_events_reach_clickhouse_and_the_endpoint_table(
+    lodestar: tuple[Processes, dict], unique: str
+) -> None:
+    procs, urls = lodestar
+    app_id = f"app-{unique}"
+    endpoints = 30
+    per_endpoint = 3
+    with httpx.Client(base_url=urls["api"], timeout=30) as client:
+        for first in range(0, endpoints, 10):
+            batch = {f"ep-{e}": _batch(e, per_endpoint) for e in range(first, first + 10)}
+            if first == 0:
+                batch["ep-0"]["Events"]["broken"] = {"EventType": "x", "Timestamp": "soon"}
+            response = client.post(f"/v1/apps/{app_id}/events", json={"BatchItem": batch})
+            assert response.status_code == 202, response.text
+            results = response.json()["Results"]
+            if first == 0:
+                assert results["ep-0"]["EventsItemResponse"]["broken"]["StatusCode"] == 400
+            last = first + 9
+            assert results[f"ep-{last}"]["EventsItemResponse"][f"ev-{last}-0"] == {
+                "StatusCode": 202, "Message": "Accepted"
+            }
+
+    expected = {"_session.start": endpoints, "pageView": endpoints * (per_endpoint - 1)}
+    deadline = time.monotonic() + COUNT_TIMEOUT
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        procs.assert_alive()
+        result = procs.cli("events", "count", "--app-id", app_id, "--json")
+        if result.returncode == 0:
+            counts = {c["EventType"]: c["Count"] for c in json.loads(result.stdout)["Counts"]}
+            if counts == expected:
+                break
+        time.sleep(0.5)
+    worker_log = procs.log_tail("worker")
+    assert counts == expected, f"ClickHouse counts after {COUNT_TIMEOUT}s:\n{worker_log}"
+
+    # the engine's endpoint table saw every event of each endpoint
+    activity = httpx.get(f"{urls['worker']}/v1/endpoint-activity/ep-7", timeout=5).json()
+    assert activity["EventCount"] == per_endpoint
+    assert activity["LastEventAt"] == 1777636920000  # 12:02:00, the latest of its events
+
+    # a human-readable count from the CLI too
+    table = procs.cli("events", "count", "--app-id", app_id)
+    assert table.returncode == 0
+    assert "pageView" in table.stdout and str(endpoints * per_endpoint) in table.stdout
+
+    codes = procs.stop_all()
+    assert all(code in (0, -signal.SIGTERM) for code in codes.values()), codes
