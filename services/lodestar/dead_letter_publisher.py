@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from lodestar.contracts.codec import AvroCodec
+from lodestar.contracts.dlq import DeadLetterEnvelope
 from lodestar.core.dead_letters import DeadLetter
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
@@ -46,18 +47,18 @@ class DeadLetterPublisher:
 
     async def publish(self, topic: Topic, record: SourceRecord, letter: DeadLetter) -> None:
         """Send one envelope to the DLQ guarding ``topic``; returns once acknowledged."""
-        envelope = {
-            "original_topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "key": record.key,
-            "value": record.value,
-            "headers": {k: v for k, v in record.headers},
-            "reason": letter.reason.value,
-            "error_message": letter.error,
-            "failed_at": int(time.time() * 1000),
-            "service": self._service,
-        }
+        envelope = DeadLetterEnvelope(
+            original_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=tuple(record.headers),
+            reason=letter.reason,
+            error_message=letter.error,
+            failed_at=int(time.time() * 1000),
+            service=self._service,
+        )
         log.warning(
             "dead-lettering %s[%d]@%d: %s: %s",
             record.topic, record.partition, record.offset, letter.reason.value, letter.error,
@@ -66,5 +67,5 @@ class DeadLetterPublisher:
             self._settings.dlq(topic),
             record.key,
             self._codec.encode_dlq(envelope),
-            self._codec.dlq_headers(),
+            self._codec.dlq_headers(letter.reason),
         )

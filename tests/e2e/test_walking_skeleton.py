@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,8 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests.conftest import free_port
 
+from lodestar.contracts.codec import AvroCodec
+from lodestar.core.dead_letters import DlqReason
+from lodestar.core.topics import Topic
 from lodestar.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -127,6 +132,33 @@ def _batch(endpoint: int, events: int) -> dict[str, Any]:
     }
 
 
+async def _produce_garbage_and_read_dlq(env: dict[str, str]) -> list[Any]:
+    settings = Settings.from_env(env)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic(Topic.EVENTS), value=b"not avro", key=b"ep-garbage"
+        )
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        settings.dlq(Topic.EVENTS), bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest", group_id=None,
+    )
+    await consumer.start()
+    codec = AvroCodec.default()
+    letters: list[Any] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(letters) < 2 and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                letters += [codec.decode_dlq(r.value) for r in records]
+    finally:
+        await consumer.stop()
+    return letters
+
+
 def test_put_events_reach_clickhouse_and_the_endpoint_table(
     lodestar: tuple[Processes, dict], unique: str
 ) -> None:
@@ -172,6 +204,17 @@ def test_put_events_reach_clickhouse_and_the_endpoint_table(
     table = procs.cli("events", "count", "--app-id", app_id)
     assert table.returncode == 0
     assert "pageView" in table.stdout and str(endpoints * per_endpoint) in table.stdout
+
+    # a record that is not Avro, written straight to Kafka, is parked on the DLQ by
+    # both consumers of the events topic, and the processes keep running
+    letters = asyncio.run(_produce_garbage_and_read_dlq(procs.env))
+    assert {(env.service, env.reason) for env in letters} == {
+        ("engine", DlqReason.DECODE_ERROR),
+        ("analytics-sink", DlqReason.DECODE_ERROR),
+    }
+    assert all(env.value == b"not avro" and env.key == b"ep-garbage" for env in letters)
+    assert "magic" in letters[0].error_message or "single-object" in letters[0].error_message
+    procs.assert_alive()
 
     codes = procs.stop_all()
     assert all(code in (0, -signal.SIGTERM) for code in codes.values()), codes
