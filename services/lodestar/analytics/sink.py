@@ -107,6 +107,7 @@ class EventSink:
         dead_letters: DeadLetterPublisher,
         batch_size: int,
         flush_seconds: float,
+        retry_delay: float = 0.2,
     ) -> None:
         self._topic = topic
         self._codec = codec
@@ -114,6 +115,7 @@ class EventSink:
         self._dead_letters = dead_letters
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
+        self._retry_delay = retry_delay
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -189,7 +191,7 @@ class EventSink:
     ) -> None:
         if not rows:
             return
-        delay = 0.2
+        delay = self._retry_delay
         attempt = 0
         while True:
             attempt += 1
