@@ -23,6 +23,8 @@ def _configure_logging(level: str) -> None:
         level=getattr(logging, level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("httpx", "httpcore"):  # one line per request drowns the CLI's own output
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,7 +47,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"Lodestar worker {settings.worker_id}: Kafka {settings.kafka_bootstrap}, "
         f"ClickHouse {settings.describe()['clickhouse_dsn']}, "
-        f"web http://127.0.0.1:{settings.worker_web_port}",
+        f"web http://{settings.worker_web_host}:{settings.worker_web_port}",
         flush=True,
     )
     run_worker(build_engine(settings, with_analytics=not args.without_analytics), settings)

@@ -56,6 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LODESTAR_API_PORT", "8080", "Port of the HTTP API."),
     Setting("LODESTAR_WORKER_ID", "lodestar-engine",
             "Faust application id: the consumer group of the engine workers."),
+    Setting("LODESTAR_WORKER_WEB_HOST", "127.0.0.1",
+            "Address the worker's web server listens on (0.0.0.0 in containers)."),
     Setting("LODESTAR_WORKER_WEB_PORT", "6066",
             "Port of the worker's web server (health, analytics reads when ClickHouse "
             "is embedded)."),
@@ -85,6 +87,7 @@ class Settings:
     api_host: str
     api_port: int
     worker_id: str
+    worker_web_host: str
     worker_web_port: int
     worker_url: str
     sink_batch_size: int
@@ -123,6 +126,7 @@ class Settings:
             api_host=get("LODESTAR_API_HOST"),
             api_port=_positive_int(get, "LODESTAR_API_PORT"),
             worker_id=get("LODESTAR_WORKER_ID"),
+            worker_web_host=get("LODESTAR_WORKER_WEB_HOST"),
             worker_web_port=_positive_int(get, "LODESTAR_WORKER_WEB_PORT"),
             worker_url=get("LODESTAR_WORKER_URL").rstrip("/"),
             sink_batch_size=_positive_int(get, "LODESTAR_SINK_BATCH_SIZE"),

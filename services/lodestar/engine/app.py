@@ -60,7 +60,7 @@ def build_engine(
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        web_host="127.0.0.1",
+        web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
         table_cleanup_interval=60.0,
     )
@@ -84,7 +84,7 @@ def build_engine(
     if with_analytics:
         app.service(analytics_sink_service(settings, codec, runtime))
     web = create_worker_web(runtime, table)
-    serve_asgi(app, web, host="127.0.0.1", port=settings.worker_web_port)
+    serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
     return Engine(app=app, endpoint_activity=table, analytics=runtime)
 
 
