@@ -163,22 +163,19 @@ class Settings:
 
 
 def _positive_int(get: _Getter, name: str) -> int:
-    raw = get(name)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {value}")
-    return value
+    return int(_positive(get, name, int, "a whole number"))
 
 
 def _positive_float(get: _Getter, name: str) -> float:
+    return _positive(get, name, float, "a number")
+
+
+def _positive(get: _Getter, name: str, convert: Callable[[str], float], kind: str) -> float:
     raw = get(name)
     try:
-        value = float(raw)
+        value = convert(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {value}")
     return value
