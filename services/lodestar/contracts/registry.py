@@ -35,6 +35,7 @@ DISCRIMINATOR_PROPERTY: Final = "lodestar.discriminator"
 TOPIC_SCHEMAS: Final[Mapping[Topic, str]] = MappingProxyType(
     {
         Topic.EVENTS: "event",
+        Topic.ENDPOINT_COMMANDS: "endpoint_command",
         Topic.ENDPOINTS: "endpoint_change",
         Topic.CONTROL: "control",
         Topic.SEGMENT_MEMBERSHIP: "segment_membership",

@@ -15,6 +15,7 @@ class Topic(StrEnum):
     """Logical topic names; the value is the suffix after the prefix."""
 
     EVENTS = "events"
+    ENDPOINT_COMMANDS = "endpoint-commands"
     ENDPOINTS = "endpoints"
     CONTROL = "control"
     SEGMENT_MEMBERSHIP = "segment-membership"
