@@ -1,4 +1,4 @@
-"""The sink's batching and reject isolation, with a fake ClickHouse and DLQ."""
+"""The sink's batching and reject isolation (lodestar.batch_consumer), with fakes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from lodestar.analytics.sink import EventSink, PendingBatch, add_records
+from lodestar.analytics.rows import event_row
+from lodestar.analytics.sink import event_sink
+from lodestar.batch_consumer import PendingBatch, add_records
 from lodestar.contracts.codec import AvroCodec
 from lodestar.core.dead_letters import DeadLetter, DlqReason
 from lodestar.core.topics import Topic
@@ -38,8 +40,8 @@ def test_add_records_decodes_rejects_and_tracks_next_offsets() -> None:
         consumer_record(0, 11, b"garbage"),
         consumer_record(2, 5, CODEC.encode(Topic.EVENTS, event(2))),
     ]
-    add_records(batch, CODEC, records, now=100.0)
-    assert len(batch.rows) == 2 and len(batch) == 3
+    add_records(batch, lambda v: CODEC.decode(Topic.EVENTS, v), records, now=100.0)
+    assert len(batch.items) == 2 and len(batch) == 3
     assert batch.rejected[0][1].reason is DlqReason.DECODE_ERROR
     assert batch.rejected[0][0].offset == 11
     assert batch.next_offsets == {
@@ -76,18 +78,18 @@ class RecordingDlq:
 
 async def test_rejected_rows_are_isolated_and_parked_the_rest_inserted() -> None:
     writer, dlq = FlakyWriter(bad={"e5"}), RecordingDlq()
-    sink = EventSink(
-        bootstrap="127.0.0.1:1", topic="x.events", group_id="g", codec=CODEC,
+    sink = event_sink(
+        bootstrap="127.0.0.1:1", topic_name="x.events", group_id="g", codec=CODEC,
         writer=writer, dead_letters=dlq, batch_size=100, flush_seconds=1,  # type: ignore[arg-type]
         retry_delay=0.001,
     )
     batch = PendingBatch()
     add_records(
-        batch, CODEC,
+        batch, lambda v: event_row(CODEC.decode(Topic.EVENTS, v)),
         [consumer_record(0, i, CODEC.encode(Topic.EVENTS, event(i))) for i in range(8)],
         now=0.0,
     )
-    await sink._insert_isolating_rejects(batch.rows, batch.sources)
+    await sink.write_isolating_rejects(batch.items, batch.sources)
     assert sorted(writer.stored) == sorted(f"e{i}" for i in range(8) if i != 5)
     assert len(dlq.parked) == 1
     topic, source, letter = dlq.parked[0]

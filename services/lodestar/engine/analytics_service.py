@@ -15,7 +15,8 @@ from aiokafka import AIOKafkaProducer
 from mode import Service
 
 from lodestar.analytics.clickhouse import connect, migrate
-from lodestar.analytics.sink import ClickHouseWriter, EventSink
+from lodestar.analytics.sink import ClickHouseWriter, event_sink
+from lodestar.batch_consumer import BatchConsumer
 from lodestar.contracts.codec import AvroCodec
 from lodestar.core.topics import Topic
 from lodestar.dead_letter_publisher import DeadLetterPublisher
@@ -48,7 +49,7 @@ def analytics_sink_service(settings: Settings, codec: AvroCodec, runtime: Analyt
 
     class AnalyticsSinkService(Service):
         _producer: AIOKafkaProducer
-        _sink: EventSink
+        _sink: BatchConsumer[Any]
         _task: asyncio.Task[Any]
 
         async def on_start(self) -> None:
@@ -62,9 +63,9 @@ def analytics_sink_service(settings: Settings, codec: AvroCodec, runtime: Analyt
             async def send(topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
                 await producer.send_and_wait(topic, value=value, key=key, headers=list(headers))
 
-            self._sink = EventSink(
+            self._sink = event_sink(
                 bootstrap=settings.kafka_bootstrap,
-                topic=settings.topic(Topic.EVENTS),
+                topic_name=settings.topic(Topic.EVENTS),
                 group_id=f"{settings.worker_id}-analytics",
                 codec=codec,
                 writer=writer,
