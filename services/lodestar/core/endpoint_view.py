@@ -1,0 +1,80 @@
+"""Pinpoint's ``EndpointResponse`` from the endpoint of a ``lodestar.v1.EndpointChange``.
+
+The read model stores what ``GetEndpoint`` answers; this is the one place
+that turns the Avro endpoint (snake_case, epoch millis) into Pinpoint's shape
+(PascalCase, ISO-8601 dates, ``CohortId`` as a string). Absent optional
+fields are left out, as Pinpoint does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+_DEMOGRAPHIC = {
+    "app_version": "AppVersion",
+    "locale": "Locale",
+    "make": "Make",
+    "model": "Model",
+    "model_version": "ModelVersion",
+    "platform": "Platform",
+    "platform_version": "PlatformVersion",
+    "timezone": "Timezone",
+}
+_LOCATION = {
+    "city": "City",
+    "country": "Country",
+    "latitude": "Latitude",
+    "longitude": "Longitude",
+    "postal_code": "PostalCode",
+    "region": "Region",
+}
+
+
+def iso_millis(ms: int) -> str:
+    """Epoch millis as Pinpoint writes dates: ``2026-05-01T12:00:00.000Z``."""
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _sub_record(value: Mapping[str, Any] | None, names: Mapping[str, str]) -> dict[str, Any]:
+    if not value:
+        return {}
+    return {
+        pinpoint: value[ours] for ours, pinpoint in names.items() if value.get(ours) is not None
+    }
+
+
+def endpoint_response(app_id: str, endpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """``EndpointResponse`` for the ``endpoint`` record of an EndpointChange."""
+    out: dict[str, Any] = {"ApplicationId": app_id, "Id": endpoint["id"]}
+    if endpoint.get("address") is not None:
+        out["Address"] = endpoint["address"]
+    if endpoint.get("channel_type") is not None:
+        out["ChannelType"] = endpoint["channel_type"]
+    out["Attributes"] = {k: list(v) for k, v in (endpoint.get("attributes") or {}).items()}
+    out["CohortId"] = str(endpoint["cohort_id"])
+    out["CreationDate"] = iso_millis(endpoint["creation_date"])
+    demographic = _sub_record(endpoint.get("demographic"), _DEMOGRAPHIC)
+    if demographic:
+        out["Demographic"] = demographic
+    if endpoint.get("effective_date") is not None:
+        out["EffectiveDate"] = iso_millis(endpoint["effective_date"])
+    out["EndpointStatus"] = endpoint.get("endpoint_status") or "ACTIVE"
+    location = _sub_record(endpoint.get("location"), _LOCATION)
+    if location:
+        out["Location"] = location
+    out["Metrics"] = dict(endpoint.get("metrics") or {})
+    out["OptOut"] = endpoint.get("opt_out") or "NONE"
+    if endpoint.get("request_id") is not None:
+        out["RequestId"] = endpoint["request_id"]
+    user = endpoint.get("user") or {}
+    user_out: dict[str, Any] = {}
+    if user.get("user_id") is not None:
+        user_out["UserId"] = user["user_id"]
+    if user.get("user_attributes"):
+        user_out["UserAttributes"] = {k: list(v) for k, v in user["user_attributes"].items()}
+    if user_out:
+        out["User"] = user_out
+    return out
