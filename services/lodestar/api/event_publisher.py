@@ -1,8 +1,9 @@
-"""Publish accepted events to ``lodestar.events`` in Avro, keyed by endpoint id.
+"""The API's Kafka producer: events and endpoint commands, in Avro, keyed by endpoint id.
 
-``publish`` returns only when the broker has acknowledged every record
-(``acks=all``, idempotent producer), so a 202 from the API means the events
-are durably in Kafka.
+Every ``publish…`` returns only when the broker has acknowledged every record
+(``acks=all``, idempotent producer), so a 202 from the API means the records
+are durably in Kafka. App-wide endpoint commands (no endpoint id) are written
+once to every partition of ``endpoint-commands`` so each worker sees them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class EventPublisher:
     """Owns one Kafka producer for the lifetime of the API process."""
 
     def __init__(self, settings: Settings, codec: AvroCodec) -> None:
+        self._settings = settings
         self._topic = settings.topic(Topic.EVENTS)
         self._codec = codec
         self._headers = codec.headers(Topic.EVENTS)
@@ -52,4 +54,27 @@ class EventPublisher:
             )
             for record in records
         ]
+        await asyncio.gather(*futures)
+
+    async def publish_commands(self, commands: Sequence[dict[str, Any]]) -> None:
+        """Send ``lodestar.v1.EndpointCommand`` records: keyed ones to their endpoint's
+        partition, app-wide ones (``endpoint_id`` None) to every partition."""
+        if not commands:
+            return
+        topic = self._settings.topic(Topic.ENDPOINT_COMMANDS)
+        headers = self._codec.headers(Topic.ENDPOINT_COMMANDS)
+        futures = []
+        for command in commands:
+            value = self._codec.encode(Topic.ENDPOINT_COMMANDS, command)
+            endpoint_id = command.get("endpoint_id")
+            if endpoint_id is not None:
+                futures.append(await self._producer.send(
+                    topic, value=value, key=endpoint_id.encode(), headers=headers
+                ))
+                continue
+            partitions = await self._producer.partitions_for(topic)
+            for partition in sorted(partitions):
+                futures.append(await self._producer.send(
+                    topic, value=value, key=None, partition=partition, headers=headers
+                ))
         await asyncio.gather(*futures)
