@@ -45,3 +45,22 @@ def test_create_insert_query_through_clickhouse_connect(
     assert scalar(client, "SELECT toUnixTimestamp64Milli(event_time) FROM events LIMIT 1") == (
         1_777_636_800_000
     )
+
+
+def test_erasing_endpoints_deletes_only_their_rows(
+    clickhouse_dsn: str, clickhouse_database: str
+) -> None:
+    from lodestar.analytics.erasure import erase_endpoints, erasure_key
+
+    client = connect(clickhouse_dsn, clickhouse_database)
+    migrate(client)
+    rows = [event_row(record(f"e{i}", "pageView", endpoint=f"ep-{i % 3}")) for i in range(9)]
+    client.insert("events", rows, column_names=list(EVENT_COLUMNS))
+
+    deleted = {"kind": "DELETED", "app_id": "app-1", "endpoint_id": "ep-1"}
+    assert erasure_key({**deleted, "kind": "UPSERTED"}) is None
+    assert erase_endpoints(client, [erasure_key(deleted), None, erasure_key(deleted)]) == 1
+    left = client.query("SELECT endpoint_id, count() FROM events FINAL GROUP BY endpoint_id "
+                        "ORDER BY endpoint_id").result_rows
+    assert left == [("ep-0", 3), ("ep-2", 3)]
+    assert erase_endpoints(client, [None]) == 0

@@ -13,7 +13,9 @@ import logging
 from mode import Service
 
 from lodestar.analytics.clickhouse import connect, migrate
+from lodestar.analytics.erasure import EndpointKey, erase_endpoints, erasure_key
 from lodestar.analytics.sink import ClickHouseWriter, event_sink
+from lodestar.batch_consumer import BatchConsumer
 from lodestar.contracts.codec import AvroCodec
 from lodestar.core.topics import Topic
 from lodestar.dead_letter_publisher import DeadLetterPublisher
@@ -66,3 +68,35 @@ def analytics_sink_service(
         return OpenSink(consumer, runtime.close)
 
     return hosted_consumer_service(settings, codec, "analytics-sink", open_sink)
+
+
+def erasure_service(
+    settings: Settings, codec: AvroCodec, runtime: AnalyticsRuntime
+) -> type[Service]:
+    """The Service deleting deleted endpoints' rows from ClickHouse (``analytics.erasure``)."""
+
+    async def open_sink(dead_letters: DeadLetterPublisher) -> OpenSink:
+        await runtime.ready.wait()
+        writer = runtime.writer
+        assert writer is not None
+
+        async def write(keys: list[EndpointKey | None]) -> None:
+            await writer.call(lambda client: erase_endpoints(client, keys))
+
+        async def nothing_to_close() -> None:
+            return None  # the ClickHouse runtime belongs to the analytics sink
+
+        consumer: BatchConsumer[EndpointKey | None] = BatchConsumer(
+            bootstrap=settings.kafka_bootstrap,
+            topic=Topic.ENDPOINTS,
+            topic_name=settings.topic(Topic.ENDPOINTS),
+            group_id=f"{settings.worker_id}-analytics-erasure",
+            prepare=lambda value: erasure_key(codec.decode(Topic.ENDPOINTS, value)),
+            write=write,
+            dead_letters=dead_letters,
+            batch_size=settings.sink_batch_size,
+            flush_seconds=settings.sink_flush_seconds,
+        )
+        return OpenSink(consumer, nothing_to_close)
+
+    return hosted_consumer_service(settings, codec, "analytics-erasure", open_sink)

@@ -18,7 +18,11 @@ from lodestar.contracts.codec import AvroCodec
 from lodestar.core.topics import Topic
 from lodestar.dead_letter_publisher import DeadLetterPublisher
 from lodestar.engine import endpoint_activity_agent
-from lodestar.engine.analytics_service import AnalyticsRuntime, analytics_sink_service
+from lodestar.engine.analytics_service import (
+    AnalyticsRuntime,
+    analytics_sink_service,
+    erasure_service,
+)
 from lodestar.engine.web import create_worker_web
 from lodestar.settings import Settings
 
@@ -83,6 +87,7 @@ def build_engine(
     runtime = AnalyticsRuntime(settings, clickhouse_database)
     if with_analytics:
         app.service(analytics_sink_service(settings, codec, runtime))
+        app.service(erasure_service(settings, codec, runtime))
     web = create_worker_web(runtime, table)
     serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
     return Engine(app=app, endpoint_activity=table, analytics=runtime)
