@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,3 +174,43 @@ def test_any_iso_timestamp_parses_to_its_millisecond(dt: datetime) -> None:
     assert datetime.fromtimestamp(millis // 1000, UTC).replace(
         microsecond=(millis % 1000) * 1000
     ) == dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+
+
+def test_endpoint_payload_rides_on_the_first_accepted_event() -> None:
+    endpoint = {"ChannelType": "EMAIL", "Address": "ana@example.com",
+                "User": {"UserId": "u-1"}, "Attributes": {"plan": ["pro"]}}
+    outcome = parse_put_events(
+        "app", body({"bad": event(ts="x"), "e1": event(), "e2": event()}, endpoint=endpoint),
+        ARRIVAL,
+    )
+    assert outcome.results["ep-1"].endpoint.status_code == 202
+    first, second = outcome.accepted
+    assert json.loads(first["endpoint_request"]) == endpoint
+    assert second["endpoint_request"] is None
+    assert first["user_id"] == second["user_id"] == "u-1"
+    assert outcome.endpoint_upserts == {}
+
+
+def test_endpoint_without_accepted_events_is_returned_as_an_upsert() -> None:
+    endpoint = {"ChannelType": "SMS", "Address": "+351910000000"}
+    outcome = parse_put_events("app", body({}, endpoint=endpoint), ARRIVAL)
+    assert outcome.accepted == []
+    assert outcome.endpoint_upserts == {"ep-1": endpoint}
+
+
+def test_invalid_endpoint_is_a_400_but_its_events_still_count() -> None:
+    outcome = parse_put_events(
+        "app", body({"e1": event()}, endpoint={"ChannelType": "FAX"}), ARRIVAL
+    )
+    result = outcome.results["ep-1"]
+    assert result.endpoint.status_code == 400
+    assert "ChannelType" in result.endpoint.message and "FAX" in result.endpoint.message
+    assert result.events["e1"].status_code == 202
+    assert outcome.accepted[0]["endpoint_request"] is None
+    assert outcome.endpoint_upserts == {}
+
+
+def test_endpoint_ids_with_reserved_characters_are_refused() -> None:
+    outcome = parse_put_events("app", body({"e": event()}, endpoint_id="a{b}"), ARRIVAL)
+    assert outcome.results["a{b}"].endpoint.status_code == 400
+    assert outcome.accepted == []

@@ -9,8 +9,9 @@ fields are left out, as Pinpoint does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from lodestar.core.timestamps import iso_millis
 
 _DEMOGRAPHIC = {
     "app_version": "AppVersion",
@@ -30,12 +31,6 @@ _LOCATION = {
     "postal_code": "PostalCode",
     "region": "Region",
 }
-
-
-def iso_millis(ms: int) -> str:
-    """Epoch millis as Pinpoint writes dates: ``2026-05-01T12:00:00.000Z``."""
-    dt = datetime.fromtimestamp(ms / 1000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def _sub_record(value: Mapping[str, Any] | None, names: Mapping[str, str]) -> dict[str, Any]:

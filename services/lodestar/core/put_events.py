@@ -7,16 +7,32 @@ Only a body that is not an ``EventsRequest`` at all raises ``RequestError``.
 
 Accepted events come back as ``EventRecord`` mappings shaped like the
 ``lodestar.v1.Event`` Avro schema (timestamps as epoch milliseconds).
+
+A non-empty ``Endpoint`` (PublicEndpoint) is validated like UpdateEndpoint's
+body; when valid it rides on the batch's first accepted event
+(``endpoint_request``, Pinpoint JSON) so the engine upserts the endpoint
+before that event applies, and its ``User.UserId`` is copied to every event
+(``user_id``). A valid endpoint whose batch has no accepted event is returned
+in ``endpoint_upserts`` for the caller to publish as an UPSERT command. An
+invalid endpoint gets a 400 ``EndpointItemResponse``; its events still count.
 Limits are Pinpoint's (reference §9): 100 events per request, 40 attribute
 and metric keys per event, keys ≤ 50 and attribute values ≤ 200 characters.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from lodestar.core.endpoint_request import (
+    EndpointRequestError,
+    parse_endpoint_id,
+    parse_endpoint_request,
+)
+from lodestar.core.timestamps import TimestampError
+from lodestar.core.timestamps import parse_timestamp as _parse_timestamp
 
 MAX_EVENTS_PER_REQUEST = 100
 MAX_KEYS_PER_EVENT = 40
@@ -27,9 +43,6 @@ MAX_EVENT_TYPE_LENGTH = 50
 ACCEPTED = "Accepted"
 
 EventRecord = dict[str, Any]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
 
 _CLIENT_FIELDS = {
     "AppPackageName": "app_package_name",
@@ -78,6 +91,7 @@ class PutEventsOutcome:
 
     results: dict[str, EndpointEventsResult]
     accepted: list[EventRecord] = field(default_factory=list)
+    endpoint_upserts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_pinpoint(self) -> dict[str, Any]:
         """The ``EventsResponse`` body: ``{"Results": {endpointId: …}}``."""
@@ -112,21 +126,27 @@ def parse_put_events(app_id: str, body: object, arrival_ms: int) -> PutEventsOut
 
     results: dict[str, EndpointEventsResult] = {}
     accepted: list[EventRecord] = []
+    upserts: dict[str, dict[str, Any]] = {}
     for endpoint_id, item in batch.items():
-        endpoint_result, event_results, records = _parse_batch_item(
+        endpoint_result, event_results, records, endpoint = _parse_batch_item(
             app_id, endpoint_id, item, arrival_ms
         )
         results[endpoint_id] = EndpointEventsResult(endpoint_result, event_results)
         accepted.extend(records)
-    return PutEventsOutcome(results=results, accepted=accepted)
+        if endpoint is not None and not records:
+            upserts[endpoint_id] = endpoint
+    return PutEventsOutcome(results=results, accepted=accepted, endpoint_upserts=upserts)
 
 
 def _parse_batch_item(
     app_id: str, endpoint_id: str, item: object, arrival_ms: int
-) -> tuple[ItemResult, dict[str, ItemResult], list[EventRecord]]:
+) -> tuple[ItemResult, dict[str, ItemResult], list[EventRecord], dict[str, Any] | None]:
+    """Results for one BatchItem entry, its event records, and its valid non-empty endpoint."""
     try:
-        if not endpoint_id or not endpoint_id.strip():
-            raise _Invalid("The endpoint id (the BatchItem key) must not be empty.")
+        try:
+            parse_endpoint_id(endpoint_id, "The endpoint id (the BatchItem key)")
+        except EndpointRequestError as bad:
+            raise _Invalid(f"{bad}.") from None
         if not isinstance(item, Mapping):
             raise _Invalid("Each BatchItem value must be an EventsBatch object.")
         if not isinstance(item.get("Endpoint"), Mapping):
@@ -135,7 +155,15 @@ def _parse_batch_item(
         if not isinstance(events, Mapping):
             raise _Invalid("EventsBatch.Events is required and must map event ids to events.")
     except _Invalid as bad:
-        return ItemResult(400, str(bad)), {}, []
+        return ItemResult(400, str(bad)), {}, [], None
+
+    endpoint_result, endpoint = ACCEPTED_RESULT, None
+    if item["Endpoint"]:
+        try:
+            endpoint = parse_endpoint_request(item["Endpoint"]).to_pinpoint()
+        except EndpointRequestError as bad:
+            endpoint_result = ItemResult(400, f"Endpoint: {bad}")
+    user_id = ((endpoint or {}).get("User") or {}).get("UserId")
 
     event_results: dict[str, ItemResult] = {}
     records: list[EventRecord] = []
@@ -146,8 +174,12 @@ def _parse_batch_item(
             event_results[event_id] = ItemResult(400, str(bad))
             continue
         event_results[event_id] = ACCEPTED_RESULT
+        record["user_id"] = user_id
+        record["endpoint_request"] = None
         records.append(record)
-    return ACCEPTED_RESULT, event_results, records
+    if endpoint is not None and records:
+        records[0]["endpoint_request"] = json.dumps(endpoint, separators=(",", ":"))
+    return endpoint_result, event_results, records, endpoint
 
 
 def parse_event(
@@ -186,18 +218,11 @@ def parse_event(
 
 
 def parse_timestamp(value: object, name: str) -> int:
-    """An ISO-8601 timestamp (``Z`` or an offset; naive means UTC) as epoch millis."""
-    if not isinstance(value, str) or not value:
-        raise _Invalid(f"{name} is required and must be an ISO-8601 string.")
+    """``core.timestamps.parse_timestamp`` raising this module's per-item error."""
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Invalid(
-            f"{name} {value!r} is not an ISO-8601 timestamp such as 2026-05-01T12:00:00.000Z."
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return (parsed - _EPOCH) // _MILLISECOND
+        return _parse_timestamp(value, name)
+    except TimestampError as bad:
+        raise _Invalid(str(bad)) from None
 
 
 def _check_key(kind: str, key: object) -> str:

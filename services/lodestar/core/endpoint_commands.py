@@ -1,0 +1,82 @@
+"""``lodestar.v1.EndpointCommand`` records, built from validated API input.
+
+One constructor per command kind, so the API handlers and the engine (which
+issues DEACTIVATE) build records the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+Command = dict[str, Any]
+
+
+class CommandKind(StrEnum):
+    """The symbols of ``lodestar.v1.EndpointCommandKind``."""
+
+    UPSERT = "UPSERT"
+    DELETE = "DELETE"
+    REMOVE_ATTRIBUTES = "REMOVE_ATTRIBUTES"
+    DEACTIVATE = "DEACTIVATE"
+
+
+class AttributeType(StrEnum):
+    """RemoveAttributes' ``attribute-type`` path values, and their Avro symbols."""
+
+    ENDPOINT_CUSTOM_ATTRIBUTES = "endpoint-custom-attributes"
+    ENDPOINT_METRIC_ATTRIBUTES = "endpoint-metric-attributes"
+    ENDPOINT_USER_ATTRIBUTES = "endpoint-user-attributes"
+
+    @property
+    def symbol(self) -> str:
+        return self.name
+
+
+def _command(
+    kind: CommandKind, app_id: str, endpoint_id: str | None, command_id: str, now_ms: int
+) -> Command:
+    return {
+        "command_id": command_id,
+        "app_id": app_id,
+        "endpoint_id": endpoint_id,
+        "kind": kind.value,
+        "endpoint_request": None,
+        "attribute_type": None,
+        "attribute_names": [],
+        "reason": None,
+        "timestamp": now_ms,
+    }
+
+
+def upsert_command(
+    app_id: str, endpoint_id: str, request: Mapping[str, Any], command_id: str, now_ms: int
+) -> Command:
+    """UPSERT with ``request`` (a validated EndpointRequest in Pinpoint JSON)."""
+    command = _command(CommandKind.UPSERT, app_id, endpoint_id, command_id, now_ms)
+    command["endpoint_request"] = json.dumps(request, separators=(",", ":"))
+    return command
+
+
+def delete_command(app_id: str, endpoint_id: str, command_id: str, now_ms: int) -> Command:
+    return _command(CommandKind.DELETE, app_id, endpoint_id, command_id, now_ms)
+
+
+def deactivate_command(
+    app_id: str, endpoint_id: str, reason: str, command_id: str, now_ms: int
+) -> Command:
+    command = _command(CommandKind.DEACTIVATE, app_id, endpoint_id, command_id, now_ms)
+    command["reason"] = reason
+    return command
+
+
+def remove_attributes_command(
+    app_id: str, attribute_type: AttributeType, names: Iterable[str], command_id: str, now_ms: int
+) -> Command:
+    """App-wide: drop ``names`` of ``attribute_type`` from every endpoint of the app."""
+    command = _command(CommandKind.REMOVE_ATTRIBUTES, app_id, None, command_id, now_ms)
+    command["attribute_type"] = attribute_type.symbol
+    command["attribute_names"] = sorted(set(names))
+    return command
