@@ -10,7 +10,8 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from lodestar import __version__
 from lodestar.settings import Settings, SettingsError, settings_table_markdown
@@ -104,6 +105,196 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, app_id=args.app_id, endpoints=args.endpoints, timeout=args.timeout)
 
 
+def _control(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``work(repository)`` on a small pool; 1 with a message when PostgreSQL is not ready."""
+    from lodestar.api.app import open_control_plane
+    from lodestar.control.apps import AppsRepository
+
+    async def run() -> int:
+        try:
+            pool = await open_control_plane(settings)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        try:
+            return await work(AppsRepository(pool))
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def _print_fields(fields: dict[str, Any]) -> None:
+    width = max(len(k) for k in fields)
+    for key, value in fields.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def cmd_apps_create(args: argparse.Namespace, settings: Settings) -> int:
+    from lodestar.api.apps import application_response, parse_create_request
+    from lodestar.control.apps import AppExistsError
+
+    tags = {}
+    for item in args.tag or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: --tag takes KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        tags[key] = value
+    try:
+        name, tags = parse_create_request({"Name": args.name, "tags": tags})
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def work(repo: Any) -> int:
+        try:
+            app, key = await repo.create_app(name, tags, app_id=args.id)
+        except (AppExistsError, ValueError) as exc:
+            what = f"an application with id {exc} already exists" if isinstance(
+                exc, AppExistsError) else str(exc)
+            print(f"error: {what}", file=sys.stderr)
+            return 1
+        out = {**application_response(settings, app),
+               "AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret}
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            _print_fields({k: v for k, v in out.items() if k != "tags"} | (
+                {"tags": json.dumps(app.tags)} if app.tags else {}))
+        return 0
+
+    return _control(settings, work)
+
+
+def cmd_apps_list(args: argparse.Namespace, settings: Settings) -> int:
+    from lodestar.api.apps import application_response
+    from lodestar.control.apps import Cursor
+
+    async def work(repo: Any) -> int:
+        apps: list[Any] = []
+        after = None
+        while True:
+            page = await repo.list_apps(1000, after)
+            apps += page
+            if len(page) < 1000:
+                break
+            after = Cursor(page[-1].created_at, page[-1].id)
+        items = [application_response(settings, a) for a in apps]
+        if args.json:
+            print(json.dumps({"Item": items}, indent=2))
+            return 0
+        print(f"{'Id':<32}  {'CreationDate':<24}  Name")
+        for item in items:
+            print(f"{item['Id']:<32}  {item['CreationDate']:<24}  {item['Name']}")
+        return 0
+
+    return _control(settings, work)
+
+
+def cmd_apps_delete(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(repo: Any) -> int:
+        app = await repo.delete_app(args.app_id)
+        if app is None:
+            print(f"error: application {args.app_id} does not exist", file=sys.stderr)
+            return 1
+        print(f"deleted application {app.id} ({app.name}) and its API keys; running APIs "
+              f"stop accepting them within {settings.auth_cache_seconds:g} s")
+        return 0
+
+    return _control(settings, work)
+
+
+def _print_key(key: Any, as_json: bool, note: str = "") -> None:
+    out = {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret,
+           "ApplicationId": key.app_id or "(admin)"}
+    if as_json:
+        print(json.dumps({**out, "ApplicationId": key.app_id}, indent=2))
+        return
+    _print_fields(out)
+    if note:
+        print(note)
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from lodestar.control.apps import AppNotFoundError
+
+    async def work(repo: Any) -> int:
+        try:
+            key = await repo.create_key(args.app_id)
+        except AppNotFoundError:
+            print(f"error: application {args.app_id} does not exist "
+                  "(`lodestar apps list` shows the applications)", file=sys.stderr)
+            return 1
+        _print_key(key, args.json)
+        return 0
+
+    return _control(settings, work)
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(repo: Any) -> int:
+        keys = await repo.list_keys(args.app_id, admin=args.admin, include_revoked=args.all)
+        rows = [{"AccessKeyId": k.access_key_id, "ApplicationId": k.app_id,
+                 "CreationDate": k.created_at.isoformat(),
+                 "RevokedDate": k.revoked_at.isoformat() if k.revoked_at else None}
+                for k in keys]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"{'AccessKeyId':<20}  {'ApplicationId':<32}  {'created':<32}  revoked")
+        for r in rows:
+            print(f"{r['AccessKeyId']:<20}  {r['ApplicationId'] or '(admin)':<32}  "
+                  f"{r['CreationDate']:<32}  {r['RevokedDate'] or '-'}")
+        return 0
+
+    return _control(settings, work)
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    if args.access_key_id == settings.admin_access_key_id:
+        print("error: that is the admin key of LODESTAR_ADMIN_ACCESS_KEY_ID; change the "
+              "setting and restart the API to replace it", file=sys.stderr)
+        return 1
+
+    async def work(repo: Any) -> int:
+        key = await repo.revoke_key(args.access_key_id)
+        if key is None:
+            print(f"error: no access key {args.access_key_id}", file=sys.stderr)
+            return 1
+        owner = f"application {key.app_id}" if key.app_id else "admin"
+        print(f"revoked {key.access_key_id} ({owner}) at {key.revoked_at.isoformat()}; "
+              f"running APIs refuse it within {settings.auth_cache_seconds:g} s")
+        return 0
+
+    return _control(settings, work)
+
+
+def cmd_keys_admin(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.admin_access_key_id and not args.new:
+        out = {"AccessKeyId": settings.admin_access_key_id,
+               "SecretAccessKey": settings.admin_secret_access_key}
+        if args.json:
+            print(json.dumps({**out, "ApplicationId": None}, indent=2))
+        else:
+            _print_fields(out)
+            print("(from LODESTAR_ADMIN_ACCESS_KEY_ID / LODESTAR_ADMIN_SECRET_ACCESS_KEY)")
+        return 0
+
+    async def work(repo: Any) -> int:
+        if args.new:
+            key, created = await repo.create_admin_key(), True
+        else:
+            key, created = await repo.ensure_admin_key()
+        note = ("a new admin key; revoke the old one with `lodestar keys revoke <id>` once "
+                "clients use this one") if args.new else (
+                "created now" if created else "")
+        _print_key(key, args.json, f"({note})" if note else "")
+        return 0
+
+    return _control(settings, work)
+
+
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(settings_table_markdown())
@@ -155,6 +346,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoints", type=int, default=50, help="demo endpoints (default: 50)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the counts")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("apps", help="manage applications (Pinpoint projects) in PostgreSQL")
+    apps_sub = p.add_subparsers(dest="apps_command", metavar="ACTION", required=True)
+    c = apps_sub.add_parser("create", help="create an application and its first API key")
+    c.add_argument("--name", required=True, help="the application's name")
+    c.add_argument("--id", help="keep this id (e.g. the Pinpoint project's); default: a new one")
+    c.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a tag (repeatable)")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(handler=cmd_apps_create)
+    c = apps_sub.add_parser("list", help="list the applications")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(handler=cmd_apps_list)
+    c = apps_sub.add_parser("delete", help="delete an application and its API keys")
+    c.add_argument("app_id", metavar="APP_ID")
+    c.set_defaults(handler=cmd_apps_delete)
+
+    p = sub.add_parser("keys", help="manage API keys: app keys, the admin key, revocation")
+    keys_sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    c = keys_sub.add_parser("create", help="create another API key for an application")
+    c.add_argument("--app-id", required=True, help="the application the key belongs to")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(handler=cmd_keys_create)
+    c = keys_sub.add_parser("list", help="list API keys (never their secrets)")
+    which = c.add_mutually_exclusive_group()
+    which.add_argument("--app-id", help="only this application's keys")
+    which.add_argument("--admin", action="store_true", help="only admin keys")
+    c.add_argument("--all", action="store_true", help="include revoked keys")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(handler=cmd_keys_list)
+    c = keys_sub.add_parser("revoke", help="revoke an API key")
+    c.add_argument("access_key_id", metavar="ACCESS_KEY_ID")
+    c.set_defaults(handler=cmd_keys_revoke)
+    c = keys_sub.add_parser("admin", help="show the admin key (creating it if there is none)")
+    c.add_argument("--new", action="store_true",
+                   help="create an additional admin key (for rotation)")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(handler=cmd_keys_admin)
 
     p = sub.add_parser("settings", help="show the resolved settings")
     p.add_argument("--markdown", action="store_true", help="print the settings table as Markdown")

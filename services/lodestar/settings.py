@@ -10,6 +10,7 @@ it (``lodestar settings --markdown``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -68,6 +69,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LODESTAR_SINK_FLUSH_SECONDS", "1.0",
             "… or when its oldest row has waited this long."),
     Setting("LODESTAR_LOG_LEVEL", "INFO", "Log level of Lodestar's processes."),
+    Setting("LODESTAR_REGION", "us-east-1",
+            "Region written into application ARNs "
+            "(`arn:aws:mobiletargeting:<region>:<account>:apps/<id>`)."),
+    Setting("LODESTAR_ACCOUNT_ID", "000000000000",
+            "Account id (12 digits) written into application ARNs."),
+    Setting("LODESTAR_ADMIN_ACCESS_KEY_ID", "(unset)",
+            "Access key id of an admin key (set together with the secret). When unset, "
+            "`lodestar api` stores a generated admin key in PostgreSQL once; "
+            "`lodestar keys admin` shows it. See docs/authentication.md."),
+    Setting("LODESTAR_ADMIN_SECRET_ACCESS_KEY", "(unset)",
+            "Secret access key of that admin key (at least 20 characters)."),
+    Setting("LODESTAR_AUTH_CACHE_SECONDS", "30",
+            "How long the API caches access keys and application ids it looked up; "
+            "a revoked key or deleted app stops working within this time."),
 )
 
 _DEFAULTS = {s.env: s.default for s in SETTINGS}
@@ -93,6 +108,11 @@ class Settings:
     sink_batch_size: int
     sink_flush_seconds: float
     log_level: str
+    region: str
+    account_id: str
+    admin_access_key_id: str | None
+    admin_secret_access_key: str | None
+    auth_cache_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +152,10 @@ class Settings:
             sink_batch_size=_positive_int(get, "LODESTAR_SINK_BATCH_SIZE"),
             sink_flush_seconds=_positive_float(get, "LODESTAR_SINK_FLUSH_SECONDS"),
             log_level=get("LODESTAR_LOG_LEVEL").upper(),
+            region=_region(get("LODESTAR_REGION")),
+            account_id=_account_id(get("LODESTAR_ACCOUNT_ID")),
+            **_admin_key(env),
+            auth_cache_seconds=_positive_float(get, "LODESTAR_AUTH_CACHE_SECONDS"),
         )
 
     def with_changes(self, **changes: object) -> Settings:
@@ -158,6 +182,8 @@ class Settings:
             value = str(getattr(self, f.name))
             if f.name.endswith("_dsn"):
                 value = _mask_password(value)
+            elif f.name.endswith("_secret_access_key") and getattr(self, f.name):
+                value = "***"
             out[f.name] = value
         return out
 
@@ -179,6 +205,44 @@ def _positive(get: _Getter, name: str, convert: Callable[[str], float], kind: st
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {value}")
     return value
+
+
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,49}")
+_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{16,128}")
+
+
+def _region(value: str) -> str:
+    if not _REGION.fullmatch(value):
+        raise SettingsError(
+            f"LODESTAR_REGION must be a region name such as us-east-1, got {value!r}"
+        )
+    return value
+
+
+def _account_id(value: str) -> str:
+    if not (len(value) == 12 and value.isascii() and value.isdigit()):
+        raise SettingsError(f"LODESTAR_ACCOUNT_ID must be 12 digits, got {value!r}")
+    return value
+
+
+def _admin_key(env: Mapping[str, str]) -> dict[str, str | None]:
+    akid = env.get("LODESTAR_ADMIN_ACCESS_KEY_ID", "").strip()
+    secret = env.get("LODESTAR_ADMIN_SECRET_ACCESS_KEY", "").strip()
+    if bool(akid) != bool(secret):
+        raise SettingsError(
+            "LODESTAR_ADMIN_ACCESS_KEY_ID and LODESTAR_ADMIN_SECRET_ACCESS_KEY must be set "
+            "together (or both left unset to use the admin key stored in PostgreSQL)"
+        )
+    if akid and not _ACCESS_KEY_ID.fullmatch(akid):
+        raise SettingsError(
+            "LODESTAR_ADMIN_ACCESS_KEY_ID must be 16-128 letters and digits, "
+            f"got {len(akid)} characters"
+        )
+    if secret and (len(secret) < 20 or any(c.isspace() for c in secret)):
+        raise SettingsError(
+            "LODESTAR_ADMIN_SECRET_ACCESS_KEY must be at least 20 characters without spaces"
+        )
+    return {"admin_access_key_id": akid or None, "admin_secret_access_key": secret or None}
 
 
 def _mask_password(dsn: str) -> str:

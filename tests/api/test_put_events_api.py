@@ -10,10 +10,30 @@ from starlette.testclient import TestClient
 
 from lodestar.api.app import create_app
 from lodestar.contracts.codec import AvroCodec
+from lodestar.control.apps import AppsRepository
+from lodestar.control.migrate import migrate
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+ADMIN = ("LSATESTADMIN00000001", "AdminSecret0000000000000000000000000000x")
+AUTH = {"Authorization": f"Bearer {ADMIN[0]}:{ADMIN[1]}"}
+
+
+@pytest.fixture
+async def api_settings(settings: Settings, postgres_dsn: str) -> Settings:
+    """Settings with a migrated control plane holding app ``app-1``, and an admin key."""
+    import asyncpg
+
+    await migrate(postgres_dsn)
+    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=1)
+    try:
+        await AppsRepository(pool).create_app("test", app_id="app-1")
+    finally:
+        await pool.close()
+    return settings.with_changes(postgres_dsn=postgres_dsn, admin_access_key_id=ADMIN[0],
+                                 admin_secret_access_key=ADMIN[1])
 
 
 async def _consume(settings: Settings, expected: int, within: float = 20.0) -> list:
@@ -36,7 +56,8 @@ async def _consume(settings: Settings, expected: int, within: float = 20.0) -> l
     return out
 
 
-def test_put_events_publishes_accepted_events_only(settings: Settings) -> None:
+def test_put_events_publishes_accepted_events_only(api_settings: Settings) -> None:
+    settings = api_settings
     body = {
         "BatchItem": {
             "ep-a": {
@@ -53,7 +74,7 @@ def test_put_events_publishes_accepted_events_only(settings: Settings) -> None:
             }},
         }
     }
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=AUTH) as client:
         response = client.post("/v1/apps/app-1/events", json=body)
         assert response.status_code == 202
         assert response.headers["x-amzn-RequestId"]
@@ -83,9 +104,10 @@ def test_put_events_publishes_accepted_events_only(settings: Settings) -> None:
     ],
 )
 def test_bad_requests_answer_pinpoint_errors(
-    settings: Settings, payload: bytes, status: int, error_type: str
+    api_settings: Settings, payload: bytes, status: int, error_type: str
 ) -> None:
-    with TestClient(create_app(settings)) as client:
+    settings = api_settings
+    with TestClient(create_app(settings), headers=AUTH) as client:
         response = client.post(
             "/v1/apps/app-1/events", content=payload, headers={"content-type": "application/json"}
         )
@@ -95,8 +117,9 @@ def test_bad_requests_answer_pinpoint_errors(
     assert set(body) == {"Message", "RequestID"} and body["Message"]
 
 
-def test_unknown_route_is_a_pinpoint_404(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+def test_unknown_route_is_a_pinpoint_404(api_settings: Settings) -> None:
+    settings = api_settings
+    with TestClient(create_app(settings), headers=AUTH) as client:
         response = client.get("/v1/apps/app-1/nothing-here")
     assert response.status_code == 404
     assert response.headers["x-amzn-ErrorType"] == "NotFoundException"

@@ -74,10 +74,13 @@ class Processes:
 
 
 @pytest.fixture
-def lodestar(settings: Settings, tmp_path: Path, unique: str) -> Iterator[tuple[Processes, dict]]:
+def lodestar(
+    settings: Settings, tmp_path: Path, unique: str, postgres_dsn: str
+) -> Iterator[tuple[Processes, dict]]:
     api_port, web_port = free_port(), free_port()
     env = {
         **os.environ,
+        "LODESTAR_POSTGRES_DSN": postgres_dsn,
         "LODESTAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "LODESTAR_TOPIC_PREFIX": settings.topic_prefix,
         "LODESTAR_WORKER_ID": settings.worker_id,
@@ -89,6 +92,8 @@ def lodestar(settings: Settings, tmp_path: Path, unique: str) -> Iterator[tuple[
         "LODESTAR_SINK_FLUSH_SECONDS": "0.5",
     }
     procs = Processes(env, tmp_path)
+    migrated = procs.cli("migrate")
+    assert migrated.returncode == 0, migrated.stderr
     procs.start("api", "api")
     procs.start("worker", "worker")
     urls = {"api": f"http://127.0.0.1:{api_port}", "worker": f"http://127.0.0.1:{web_port}"}
@@ -163,10 +168,14 @@ def test_put_events_reach_clickhouse_and_the_endpoint_table(
     lodestar: tuple[Processes, dict], unique: str
 ) -> None:
     procs, urls = lodestar
-    app_id = f"app-{unique}"
+    created = procs.cli("apps", "create", "--name", f"app-{unique}", "--json")
+    assert created.returncode == 0, created.stderr
+    app = json.loads(created.stdout)
+    app_id = app["Id"]
+    auth = {"Authorization": f"Bearer {app['AccessKeyId']}:{app['SecretAccessKey']}"}
     endpoints = 30
     per_endpoint = 3
-    with httpx.Client(base_url=urls["api"], timeout=30) as client:
+    with httpx.Client(base_url=urls["api"], timeout=30, headers=auth) as client:
         for first in range(0, endpoints, 10):
             batch = {f"ep-{e}": _batch(e, per_endpoint) for e in range(first, first + 10)}
             if first == 0:

@@ -1,25 +1,40 @@
 """The HTTP API's ASGI application: routes, lifespan, shared clients.
 
-``create_app(settings)`` builds the app; clients (the Kafka producer) are
-created in the lifespan and kept on ``app.state``, never at import time.
+``create_app(settings)`` builds the app; clients (the Kafka producer, the
+PostgreSQL pool) are created in the lifespan and kept on ``app.state``, never
+at import time. Every ``/v1/…`` request goes through ``AuthMiddleware``
+(docs/authentication.md).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from lodestar.api.apps import (
+    create_application,
+    delete_application,
+    get_application,
+    get_applications,
+)
+from lodestar.api.auth import Authenticator, AuthMiddleware
 from lodestar.api.errors import ErrorType, error_response
 from lodestar.api.event_publisher import EventPublisher
 from lodestar.api.events import put_events
 from lodestar.contracts.codec import AvroCodec
+from lodestar.control.apps import AppsRepository, missing_migrations
 from lodestar.settings import Settings
 from lodestar.topics_admin import ensure_topics
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: Request) -> Response:
@@ -36,29 +51,82 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
+async def open_control_plane(settings: Settings) -> asyncpg.Pool:
+    """A pool on the control-plane database, refusing one whose migrations are behind."""
+    try:
+        pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise RuntimeError(
+            f"PostgreSQL at {settings.describe()['postgres_dsn']} cannot be reached: {exc}. "
+            "Check LODESTAR_POSTGRES_DSN."
+        ) from exc
+    missing = await missing_migrations(pool)
+    if missing:
+        await pool.close()
+        raise RuntimeError(
+            f"PostgreSQL at {settings.describe()['postgres_dsn']} lacks migration(s) "
+            f"{', '.join(missing)}: run `lodestar migrate` first."
+        )
+    return pool
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return error_response(
+        ErrorType.INTERNAL, "Lodestar failed to handle the request; retry it, and see the API log."
+    )
+
+
 def create_app(settings: Settings, publisher: EventPublisher | None = None) -> Starlette:
     """The API app. ``publisher`` may be injected (tests); else one is made at start-up."""
+    admin = None
+    if settings.admin_access_key_id and settings.admin_secret_access_key:
+        admin = (settings.admin_access_key_id, settings.admin_secret_access_key)
+    authenticator = Authenticator(None, ttl=settings.auth_cache_seconds, admin_key=admin)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = publisher is None
-        await ensure_topics(settings)
-        pub = publisher or EventPublisher(settings, AvroCodec.default())
-        if own:
-            await pub.start()
-        app.state.publisher = pub
+        pool = await open_control_plane(settings)
+        repo = AppsRepository(pool)
+        authenticator.source = repo
+        app.state.pool = pool  # the control-plane pool, for every PostgreSQL-backed route
+        app.state.apps = repo
         try:
-            yield
-        finally:
+            if admin is None:
+                key, created = await repo.ensure_admin_key()
+                log.info("admin access key %s (%s); `lodestar keys admin` shows its secret",
+                         key.access_key_id, "created now" if created else "stored")
+            else:
+                log.info("admin access key %s (from LODESTAR_ADMIN_ACCESS_KEY_ID)", admin[0])
+            await ensure_topics(settings)
+            pub = publisher or EventPublisher(settings, AvroCodec.default())
             if own:
-                await pub.stop()
+                await pub.start()
+            app.state.publisher = pub
+            try:
+                yield
+            finally:
+                if own:
+                    await pub.stop()
+        finally:
+            await pool.close()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/v1/apps", create_application, methods=["POST"]),
+        Route("/v1/apps", get_applications, methods=["GET"]),
+        Route("/v1/apps/{application_id}", get_application, methods=["GET"]),
+        Route("/v1/apps/{application_id}", delete_application, methods=["DELETE"]),
         Route("/v1/apps/{application_id}/events", put_events, methods=["POST"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={404: _not_found, 405: _method_not_allowed},
+        middleware=[Middleware(AuthMiddleware)],
+        exception_handlers={
+            404: _not_found, 405: _method_not_allowed, Exception: _internal_error
+        },
     )
+    app.state.settings = settings
+    app.state.authenticator = authenticator
+    return app

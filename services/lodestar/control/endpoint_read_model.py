@@ -111,3 +111,14 @@ async def user_endpoints(pool: asyncpg.Pool, app_id: str, user_id: str) -> list[
         app_id, user_id,
     )
     return [json.loads(r["endpoint"]) for r in rows]
+
+
+async def endpoints_with_address(pool: asyncpg.Pool, app_id: str, address: str) -> list[str]:
+    """Ids of the app's live ACTIVE endpoints holding ``address``."""
+    rows = await pool.fetch(
+        "SELECT endpoint_id FROM endpoint_read_model"
+        " WHERE app_id = $1 AND address = $2 AND NOT deleted"
+        " AND endpoint->>'EndpointStatus' = 'ACTIVE'",
+        app_id, address,
+    )
+    return [r["endpoint_id"] for r in rows]
