@@ -9,6 +9,7 @@ timeout passes, printing progress and where to look.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
 import time
@@ -60,6 +61,25 @@ def demo_batch(rng: random.Random, now: datetime) -> dict[str, Any]:
     return {"Endpoint": {}, "Events": events}
 
 
+async def demo_credentials(settings: Settings, app_id: str) -> tuple[str, str]:
+    """An active key of the demo application, creating the application when it is new."""
+    from lodestar.api.app import open_control_plane
+    from lodestar.control.apps import AppsRepository
+
+    pool = await open_control_plane(settings)
+    try:
+        repo = AppsRepository(pool)
+        if await repo.get_app(app_id) is None:
+            _, key = await repo.create_app("Lodestar demo", app_id=app_id)
+            print(f"created application {app_id!r} with access key {key.access_key_id}")
+        else:
+            keys = await repo.list_keys(app_id)
+            key = keys[0] if keys else await repo.create_key(app_id)
+        return key.access_key_id, key.secret
+    finally:
+        await pool.close()
+
+
 def _total(settings: Settings, app_id: str) -> int:
     return int(read_event_counts(settings, app_id)["Total"])
 
@@ -75,8 +95,10 @@ def run_demo(settings: Settings, *, app_id: str, endpoints: int, timeout: float)
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
+    access_key_id, secret = asyncio.run(demo_credentials(settings, app_id))
+    auth = {"Authorization": f"Bearer {access_key_id}:{secret}"}
     accepted = 0
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, timeout=30, headers=auth) as client:
         batch: dict[str, Any] = {}
         pending_events = 0
         for i in range(endpoints):
@@ -107,6 +129,7 @@ def run_demo(settings: Settings, *, app_id: str, endpoints: int, timeout: float)
     for row in counts["Counts"]:
         print(f"  {row['EventType']:<24} {row['Count']}")
     print("Where to look:")
+    print(f"  application {app_id}, access key {access_key_id} (`lodestar keys list`)")
     print(f"  lodestar events count --app-id {app_id}")
     print(f"  {settings.worker_url}/v1/analytics/event-counts?app-id={app_id}")
     print(f"  Kafka topic {settings.topic_prefix}.events on {settings.kafka_bootstrap}")

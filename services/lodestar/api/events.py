@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from lodestar.api.errors import ErrorType, error_response, new_request_id
 from lodestar.api.event_publisher import EventPublisher
+from lodestar.core.endpoint_commands import upsert_command
 from lodestar.core.put_events import RequestError, parse_put_events
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,13 @@ async def put_events(request: Request) -> Response:
         return error_response(ErrorType.BAD_REQUEST, str(exc), request_id)
 
     publisher: EventPublisher = request.app.state.publisher
+    now_ms = int(time.time() * 1000)
+    upserts = [
+        upsert_command(app_id, endpoint_id, endpoint, f"{request_id}:{endpoint_id}", now_ms)
+        for endpoint_id, endpoint in outcome.endpoint_upserts.items()
+    ]
     try:
+        await publisher.publish_commands(upserts)
         await publisher.publish(outcome.accepted)
     except Exception:
         log.exception("publishing %d events failed", len(outcome.accepted))
