@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lodestar.core.endpoint_commands import (
+    AttributeType,
+    deactivate_command,
+    delete_command,
+    remove_attributes_command,
+    upsert_command,
+)
+from lodestar.core.endpoint_state import EndpointState
+from lodestar.core.profile_inputs import (
+    InputKind,
+    ProfileInput,
+    fold_endpoint,
+    input_key,
+    remove_attributes_everywhere,
+    state_key,
+)
+
+NOW = 1_777_640_000_000
+APP, EP = "app", "ep-1"
+
+
+def ev(i: int, event_type: str = "pageView", endpoint: dict | None = None) -> ProfileInput:
+    return ProfileInput(InputKind.EVENT, {
+        "event_id": f"e{i}", "app_id": APP, "endpoint_id": EP, "event_type": event_type,
+        "timestamp": NOW - 60_000 + i, "arrival_timestamp": NOW, "attributes": {},
+        "metrics": {}, "session": None, "client": None, "user_id": None,
+        "endpoint_request": json.dumps(endpoint) if endpoint else None,
+    })
+
+
+def cmd(record: dict[str, Any]) -> ProfileInput:
+    return ProfileInput(InputKind.COMMAND, record)
+
+
+def test_keys() -> None:
+    assert state_key("a", "e") == "a/e"
+    assert input_key(ev(1)) == "app/ep-1"
+    remove = remove_attributes_command(APP, AttributeType.ENDPOINT_CUSTOM_ATTRIBUTES, ["x"], "r", 1)
+    assert input_key(cmd(remove)) is None
+
+
+def test_putevents_endpoint_is_upserted_before_its_events() -> None:
+    endpoint = {"ChannelType": "EMAIL", "Address": "ana@example.com", "User": {"UserId": "u1"}}
+    result = fold_endpoint(None, APP, EP, [ev(1, "_session.start", endpoint), ev(2)], NOW)
+    assert result.dirty and result.refused == []
+    assert result.state is not None
+    assert result.state.address == "ana@example.com"
+    assert [c["kind"] for c in result.changes] == ["UPSERTED"]
+    assert result.changes[0]["created"] is True
+    assert result.changes[0]["cause"] == "PUT_EVENTS"
+
+
+def test_update_then_delete_then_events_recreate() -> None:
+    inputs = [
+        cmd(upsert_command(APP, EP, {"ChannelType": "SMS", "Address": "+351910000000"}, "r1", 1)),
+        cmd(delete_command(APP, EP, "r2", 2)),
+        ev(3),
+    ]
+    result = fold_endpoint(None, APP, EP, inputs, NOW)
+    kinds = [c["kind"] for c in result.changes]
+    assert kinds[:2] == ["UPSERTED", "DELETED"]
+    assert result.state is not None and result.state.address is None  # recreated from events
+
+
+def test_deactivate_and_invalid_upserts_are_reported() -> None:
+    created = fold_endpoint(
+        None, APP, EP, [cmd(upsert_command(APP, EP, {"ChannelType": "EMAIL"}, "r", 1))], NOW
+    ).state
+    bad = upsert_command(APP, EP, {"ChannelType": "EMAIL"}, "r2", 2)
+    bad["endpoint_request"] = '{"ChannelType": "FAX"}'
+    result = fold_endpoint(
+        created, APP, EP, [cmd(deactivate_command(APP, EP, "taken", "r3", 3)), cmd(bad)], NOW
+    )
+    assert [c["kind"] for c in result.changes] == ["DEACTIVATED"]
+    assert result.state is not None and result.state.endpoint_status == "INACTIVE"
+    assert len(result.refused) == 1 and "FAX" in result.refused[0][1]
+
+
+def test_remove_attributes_everywhere_only_touches_the_app() -> None:
+    def make(app: str, ep: str) -> tuple[str, EndpointState]:
+        request = {"ChannelType": "EMAIL", "Attributes": {"plan": ["pro"], "keep": ["1"]}}
+        upsert = cmd(upsert_command(app, ep, request, "r", 1))
+        state = fold_endpoint(None, app, ep, [upsert], NOW).state
+        assert state is not None
+        return state_key(app, ep), state
+
+    states = [make(APP, "a"), make(APP, "b"), make("other", "c")]
+    custom = AttributeType.ENDPOINT_CUSTOM_ATTRIBUTES
+    command = remove_attributes_command(APP, custom, ["plan"], "r", 2)
+    changed = remove_attributes_everywhere(states, command, NOW)
+    assert [k for k, _ in changed] == ["app/a", "app/b"]
+    assert all("plan" not in (c.state.attributes or {}) for _, c in changed if c.state)
+
+
+@settings(max_examples=60)
+@given(st.lists(st.sampled_from(["pageView", "_session.start", "buy"]), min_size=1, max_size=30),
+       st.integers(min_value=1, max_value=29))
+def test_one_batch_equals_two_batches(types: list[str], cut: int) -> None:
+    inputs = [ev(i, t) for i, t in enumerate(types)]
+    whole = fold_endpoint(None, APP, EP, inputs, NOW).state
+    first = fold_endpoint(None, APP, EP, inputs[:cut], NOW).state
+    split = fold_endpoint(first, APP, EP, inputs[cut:], NOW).state
+    assert whole is not None and split is not None
+    assert whole.to_dict() == split.to_dict()
