@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,15 +123,23 @@ def _wait_healthy(procs: Processes, urls: dict[str, str], timeout: float = 90.0)
         pytest.fail(f"not healthy within {timeout:.0f}s: {', '.join(pending)}\n{tails}")
 
 
+SESSION_START_MS = (int(time.time()) // 3600 - 1) * 3600 * 1000  # the previous full hour
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
 def _batch(endpoint: int, events: int) -> dict[str, Any]:
+    session = {"Id": f"s-{endpoint}", "StartTimestamp": _iso(SESSION_START_MS)}
     return {
         "Endpoint": {},
         "Events": {
             f"ev-{endpoint}-{i}": {
                 "EventType": "_session.start" if i == 0 else "pageView",
-                "Timestamp": f"2026-05-01T12:{i:02d}:00.000Z",
+                "Timestamp": _iso(SESSION_START_MS + i * 60_000),
                 "Attributes": {"url": f"/p/{i}"},
-                "Session": {"Id": f"s-{endpoint}", "StartTimestamp": "2026-05-01T12:00:00Z"},
+                "Session": session,
             }
             for i in range(events)
         },
@@ -204,10 +213,13 @@ def test_put_events_reach_clickhouse_and_the_endpoint_table(
     worker_log = procs.log_tail("worker")
     assert counts == expected, f"ClickHouse counts after {COUNT_TIMEOUT}s:\n{worker_log}"
 
-    # the engine's endpoint table saw every event of each endpoint
-    activity = httpx.get(f"{urls['worker']}/v1/endpoint-activity/ep-7", timeout=5).json()
-    assert activity["EventCount"] == per_endpoint
-    assert activity["LastEventAt"] == 1777636920000  # 12:02:00, the latest of its events
+    # the engine's profile of an endpoint saw its session and every event
+    state = httpx.get(
+        f"{urls['worker']}/v1/apps/{app_id}/endpoints/ep-7/state", timeout=5
+    ).json()
+    assert state["session_count"] == 1
+    assert state["last_active_ms"] == SESSION_START_MS + (per_endpoint - 1) * 60_000
+    assert state["open_session"]["id"] == "s-7"
 
     # a human-readable count from the CLI too
     table = procs.cli("events", "count", "--app-id", app_id)

@@ -15,14 +15,14 @@ import faust
 from faust.contrib.asgi import serve_asgi
 
 from lodestar.contracts.codec import AvroCodec
-from lodestar.core.topics import Topic
 from lodestar.dead_letter_publisher import DeadLetterPublisher
-from lodestar.engine import endpoint_activity_agent
 from lodestar.engine.analytics_service import (
     AnalyticsRuntime,
     analytics_sink_service,
     erasure_service,
 )
+from lodestar.engine.profile_agent import ProfileAgent
+from lodestar.engine.projection_service import endpoint_projection_service
 from lodestar.engine.web import create_worker_web
 from lodestar.settings import Settings
 
@@ -34,7 +34,7 @@ class Engine:
     """The Faust app and the handles tests and the CLI need."""
 
     app: faust.App
-    endpoint_activity: faust.Table
+    endpoint_profiles: faust.Table
     analytics: AnalyticsRuntime
 
 
@@ -68,21 +68,19 @@ def build_engine(
         web_port=settings.worker_web_port,
         table_cleanup_interval=60.0,
     )
-    events_topic = app.topic(
-        settings.topic(Topic.EVENTS), key_serializer="raw", value_serializer="raw"
-    )
     table = app.Table(
-        "endpoint-activity",
+        "endpoint-profiles",
         partitions=settings.partitions,
         key_type=str,
-        help="Per endpoint: events counted and the last event time (epoch ms).",
+        help="Per <app id>/<endpoint id>: the endpoint's profile (EndpointState.to_dict()).",
     )
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
         await app.producer.send_and_wait(topic, key, value, None, None, list(headers))
 
     dead_letters = DeadLetterPublisher(settings, codec, send, "engine")
-    endpoint_activity_agent.register(app, events_topic, table, codec, dead_letters)
+    ProfileAgent(app, settings, table, codec, dead_letters).register()
+    app.service(endpoint_projection_service(settings, codec))
 
     runtime = AnalyticsRuntime(settings, clickhouse_database)
     if with_analytics:
@@ -90,7 +88,7 @@ def build_engine(
         app.service(erasure_service(settings, codec, runtime))
     web = create_worker_web(runtime, table)
     serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
-    return Engine(app=app, endpoint_activity=table, analytics=runtime)
+    return Engine(app=app, endpoint_profiles=table, analytics=runtime)
 
 
 def run_worker(engine: Engine, settings: Settings) -> None:

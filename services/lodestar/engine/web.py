@@ -3,8 +3,9 @@
 Served inside the Faust worker by ``faust.contrib.asgi.serve_asgi`` on
 ``LODESTAR_WORKER_WEB_PORT``. ``GET /v1/analytics/event-counts?app-id=&event-type=``
 answers ``{"Counts": [{"EventType": …, "Count": …}], "Total": n}``;
-``GET /v1/endpoint-activity/{endpoint-id}`` answers the endpoint's entry of the
-``endpoint-activity`` table when this worker holds its partition (else 404).
+``GET /v1/apps/{app-id}/endpoints/{endpoint-id}/state`` answers the engine's
+profile of the endpoint (sessions, counters included) when this worker holds
+its partition (else 404) — for operators; clients use GetEndpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from lodestar.analytics.queries import event_counts
 from lodestar.engine.analytics_service import AnalyticsRuntime
 
 
-def create_worker_web(runtime: AnalyticsRuntime, activity: Mapping[str, Any]) -> Starlette:
+def create_worker_web(runtime: AnalyticsRuntime, profiles: Mapping[str, Any]) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "analytics": runtime.ready.is_set()})
 
@@ -42,22 +43,17 @@ def create_worker_web(runtime: AnalyticsRuntime, activity: Mapping[str, Any]) ->
             }
         )
 
-    async def endpoint_activity(request: Request) -> Response:
-        endpoint_id = request.path_params["endpoint_id"]
-        state = activity.get(endpoint_id)
+    async def endpoint_state(request: Request) -> Response:
+        key = f"{request.path_params['app_id']}/{request.path_params['endpoint_id']}"
+        state = profiles.get(key)
         if state is None:
-            return JSONResponse(
-                {"Message": f"endpoint {endpoint_id!r} has no activity on this worker"}, 404
-            )
-        return JSONResponse(
-            {"EndpointId": endpoint_id, "EventCount": state["event_count"],
-             "LastEventAt": state["last_event_at"]}
-        )
+            return JSONResponse({"Message": f"endpoint {key!r} is not on this worker"}, 404)
+        return JSONResponse(state)
 
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/v1/analytics/event-counts", counts),
-            Route("/v1/endpoint-activity/{endpoint_id}", endpoint_activity),
+            Route("/v1/apps/{app_id}/endpoints/{endpoint_id}/state", endpoint_state),
         ]
     )
