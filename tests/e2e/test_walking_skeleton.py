@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from tests.conftest import free_port
+from tests.e2e.processes import Processes
 
 from lodestar.contracts.codec import AvroCodec
 from lodestar.core.dead_letters import DlqReason
@@ -27,100 +22,6 @@ from lodestar.settings import Settings
 pytestmark = pytest.mark.e2e
 
 COUNT_TIMEOUT = 60.0
-
-
-class Processes:
-    """Lodestar processes of one test, with their logs, stopped at the end."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str) -> None:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        self.running[name] = subprocess.Popen(
-            [sys.executable, "-m", "lodestar", *args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def log_tail(self, name: str, lines: int = 40) -> str:
-        text = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def assert_alive(self) -> None:
-        for name, proc in self.running.items():
-            if proc.poll() is not None:
-                tail = self.log_tail(name)
-                pytest.fail(f"`lodestar {name}` exited with {proc.returncode}:\n{tail}")
-
-    def stop_all(self) -> dict[str, int]:
-        codes = {}
-        for proc in self.running.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in self.running.items():
-            try:
-                codes[name] = proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                codes[name] = proc.wait(timeout=10)
-        return codes
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "lodestar", *args],
-            env=self.env, capture_output=True, text=True, timeout=60,
-        )
-
-
-@pytest.fixture
-def lodestar(
-    settings: Settings, tmp_path: Path, unique: str, postgres_dsn: str
-) -> Iterator[tuple[Processes, dict]]:
-    api_port, web_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "LODESTAR_POSTGRES_DSN": postgres_dsn,
-        "LODESTAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "LODESTAR_TOPIC_PREFIX": settings.topic_prefix,
-        "LODESTAR_WORKER_ID": settings.worker_id,
-        "LODESTAR_DATA_DIR": str(tmp_path / "lodestar"),
-        "LODESTAR_PARTITIONS": "4",
-        "LODESTAR_API_PORT": str(api_port),
-        "LODESTAR_WORKER_WEB_PORT": str(web_port),
-        "LODESTAR_WORKER_URL": f"http://127.0.0.1:{web_port}",
-        "LODESTAR_SINK_FLUSH_SECONDS": "0.5",
-    }
-    procs = Processes(env, tmp_path)
-    migrated = procs.cli("migrate")
-    assert migrated.returncode == 0, migrated.stderr
-    procs.start("api", "api")
-    procs.start("worker", "worker")
-    urls = {"api": f"http://127.0.0.1:{api_port}", "worker": f"http://127.0.0.1:{web_port}"}
-    try:
-        _wait_healthy(procs, urls)
-        yield procs, urls
-    finally:
-        procs.stop_all()
-
-
-def _wait_healthy(procs: Processes, urls: dict[str, str], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    pending = {"api": f"{urls['api']}/healthz", "worker": f"{urls['worker']}/healthz"}
-    while pending and time.monotonic() < deadline:
-        procs.assert_alive()
-        for name, url in list(pending.items()):
-            try:
-                response = httpx.get(url, timeout=2)
-                if response.status_code == 200 and response.json().get("analytics", True):
-                    del pending[name]
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.5)
-    if pending:
-        tails = "\n\n".join(f"--- {n} ---\n{procs.log_tail(n)}" for n in pending)
-        pytest.fail(f"not healthy within {timeout:.0f}s: {', '.join(pending)}\n{tails}")
 
 
 SESSION_START_MS = (int(time.time()) // 3600 - 1) * 3600 * 1000  # the previous full hour

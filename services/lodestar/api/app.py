@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from lodestar.api import endpoints
 from lodestar.api.apps import (
     create_application,
     delete_application,
@@ -118,6 +119,20 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
         Route("/v1/apps/{application_id}", get_application, methods=["GET"]),
         Route("/v1/apps/{application_id}", delete_application, methods=["DELETE"]),
         Route("/v1/apps/{application_id}/events", put_events, methods=["POST"]),
+        Route("/v1/apps/{application_id}/endpoints", endpoints.update_endpoints_batch,
+              methods=["PUT"]),
+        Route("/v1/apps/{application_id}/endpoints/{endpoint_id}", endpoints.update_endpoint,
+              methods=["PUT"]),
+        Route("/v1/apps/{application_id}/endpoints/{endpoint_id}", endpoints.get_endpoint,
+              methods=["GET"]),
+        Route("/v1/apps/{application_id}/endpoints/{endpoint_id}", endpoints.delete_endpoint,
+              methods=["DELETE"]),
+        Route("/v1/apps/{application_id}/users/{user_id}", endpoints.get_user_endpoints,
+              methods=["GET"]),
+        Route("/v1/apps/{application_id}/users/{user_id}", endpoints.delete_user_endpoints,
+              methods=["DELETE"]),
+        Route("/v1/apps/{application_id}/attributes/{attribute_type}",
+              endpoints.remove_attributes, methods=["PUT"]),
     ]
     app = Starlette(
         routes=routes,
