@@ -42,9 +42,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LODESTAR_DATA_DIR", "~/.local/share/lodestar",
             "Where local state lives: Kafka log dirs, PostgreSQL cluster, embedded "
             "ClickHouse, Faust RocksDB tables."),
-    Setting("LODESTAR_KAFKA_BOOTSTRAP", "127.0.0.1:9092",
+    Setting("LODESTAR_KAFKA_PORT", "9092",
+            "Port of the local stack's broker; LODESTAR_KAFKA_BOOTSTRAP's default follows it."),
+    Setting("LODESTAR_POSTGRES_PORT", "5433",
+            "Port of the local stack's PostgreSQL; LODESTAR_POSTGRES_DSN's default follows it."),
+    Setting("LODESTAR_KAFKA_BOOTSTRAP", "127.0.0.1:<LODESTAR_KAFKA_PORT>",
             "Kafka bootstrap servers. When set, `deploy/stack up` does not start a broker."),
-    Setting("LODESTAR_POSTGRES_DSN", "postgresql://lodestar:lodestar@127.0.0.1:5433/lodestar",
+    Setting("LODESTAR_POSTGRES_DSN",
+            "postgresql://lodestar:lodestar@127.0.0.1:<LODESTAR_POSTGRES_PORT>/lodestar",
             "PostgreSQL DSN. When set, `deploy/stack up` does not start PostgreSQL."),
     Setting("LODESTAR_CLICKHOUSE_DSN", "chdb:///<LODESTAR_DATA_DIR>/clickhouse",
             "`chdb:///path` for the embedded engine, or `http(s)://user:pass@host:port/db` "
@@ -137,8 +142,11 @@ class Settings:
             )
         return cls(
             data_dir=data_dir,
-            kafka_bootstrap=get("LODESTAR_KAFKA_BOOTSTRAP"),
-            postgres_dsn=get("LODESTAR_POSTGRES_DSN"),
+            kafka_bootstrap=env.get("LODESTAR_KAFKA_BOOTSTRAP", "").strip()
+            or f"127.0.0.1:{_positive_int(get, 'LODESTAR_KAFKA_PORT')}",
+            postgres_dsn=env.get("LODESTAR_POSTGRES_DSN", "").strip()
+            or "postgresql://lodestar:lodestar@127.0.0.1:"
+            f"{_positive_int(get, 'LODESTAR_POSTGRES_PORT')}/lodestar",
             clickhouse_dsn=clickhouse,
             topic_prefix=get("LODESTAR_TOPIC_PREFIX"),
             partitions=_positive_int(get, "LODESTAR_PARTITIONS"),
