@@ -7,11 +7,13 @@ GetEndpoint / GetUserEndpoints.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
+import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -187,3 +189,71 @@ def test_error_paths(pinpoint: tuple[Any, str, Processes]) -> None:
         ApplicationId=app, EndpointId="u-16", EndpointRequest={"User": {"UserId": "busy"}}
     ))
     assert code == "BadRequestException" and "at most 15 endpoints" in message
+
+
+def test_a_thousand_endpoints_across_partitions_and_a_deleted_user(
+    pinpoint: tuple[Any, str, Processes], lodestar: tuple[Processes, dict]
+) -> None:
+    """1,000 endpoints of 200 users (5 each, on every partition) via PutEvents; then one
+    user is deleted and is gone from the read model, the engine's tables and ClickHouse."""
+    pp, app, procs = pinpoint
+    worker = lodestar[1]["worker"]
+    endpoints = [f"ep-{i:04d}" for i in range(1000)]
+    START = "2026-11-28T09:00:00Z"
+    user_of = {e: f"user-{i % 200:03d}" for i, e in enumerate(endpoints)}
+    for start in range(0, len(endpoints), 50):  # 50 endpoints x 2 events per request
+        batch = {
+            e: {
+                "Endpoint": {"ChannelType": "EMAIL", "Address": f"{e}@example.com",
+                             "User": {"UserId": user_of[e]}},
+                "Events": {
+                    f"{e}-a": {"EventType": "_session.start", "Timestamp": START,
+                               "Session": {"Id": f"s-{e}", "StartTimestamp": START}},
+                    f"{e}-b": {"EventType": "pageView", "Timestamp": "2026-11-28T09:01:00Z"},
+                },
+            }
+            for e in endpoints[start:start + 50]
+        }
+        results = pp.put_events(ApplicationId=app, EventsRequest={"BatchItem": batch})
+        statuses = {
+            r["StatusCode"]
+            for item in results["EventsResponse"]["Results"].values()
+            for r in item["EventsItemResponse"].values()
+        }
+        assert statuses == {202}
+
+    def user(u: str) -> list[str]:
+        items = pp.get_user_endpoints(ApplicationId=app, UserId=u)["EndpointsResponse"]["Item"]
+        return sorted(e["Id"] for e in items)
+
+    expected_7 = sorted(e for e in endpoints if user_of[e] == "user-007")
+    eventually(lambda: user("user-007"), lambda ids: ids == expected_7, "user-007's endpoints")
+    eventually(lambda: user("user-199"), lambda ids: len(ids) == 5, "user-199's endpoints")
+    last = pp.get_endpoint(ApplicationId=app, EndpointId="ep-0999")["EndpointResponse"]
+    assert last["Address"] == "ep-0999@example.com" and last["User"]["UserId"] == "user-199"
+
+    # the engine's own user index agrees, although the endpoints live on every partition
+    index = lambda: httpx.get(  # noqa: E731
+        f"{worker}/v1/apps/{app}/users/user-007/index", timeout=5
+    ).json().get("EndpointIds")
+    eventually(index, lambda ids: ids == expected_7, "engine user index of user-007")
+
+    def stored() -> int:
+        result = procs.cli("events", "count", "--app-id", app, "--json")
+        return int(json.loads(result.stdout)["Total"]) if result.returncode == 0 else -1
+
+    eventually(stored, lambda n: n == 2000, "2,000 events in ClickHouse")
+
+    pp.delete_user_endpoints(ApplicationId=app, UserId="user-007")
+    eventually(lambda: code_of(lambda: user("user-007")), lambda c: c == "NotFoundException",
+               "user-007 gone from GetUserEndpoints")
+    for e in expected_7:
+        assert code_of(lambda e=e: pp.get_endpoint(ApplicationId=app, EndpointId=e)) == (
+            "NotFoundException"
+        )
+        state = httpx.get(f"{worker}/v1/apps/{app}/endpoints/{e}/state", timeout=5)
+        assert state.status_code == 404
+    eventually(lambda: httpx.get(f"{worker}/v1/apps/{app}/users/user-007/index",
+                                 timeout=5).status_code, lambda s: s == 404, "index entry gone")
+    eventually(stored, lambda n: n == 2000 - 2 * len(expected_7), "their events erased")
+    assert user("user-008") == sorted(e for e in endpoints if user_of[e] == "user-008")

@@ -46,6 +46,8 @@ def record_key(topic: Topic, record: Mapping[str, Any]) -> bytes:
         return (record.get("endpoint_id") or _field(topic, record, "address")).encode()
     if topic is Topic.DELIVERIES:
         return (record.get("endpoint_id") or _field(topic, record, "message_id")).encode()
+    if topic is Topic.USER_INDEX:
+        return f"{_field(topic, record, 'app_id')}/{_field(topic, record, 'user_id')}".encode()
     return endpoint_key(_field(topic, record, "endpoint_id"))
 
 

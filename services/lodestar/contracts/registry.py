@@ -37,6 +37,7 @@ TOPIC_SCHEMAS: Final[Mapping[Topic, str]] = MappingProxyType(
         Topic.EVENTS: "event",
         Topic.ENDPOINT_COMMANDS: "endpoint_command",
         Topic.ENDPOINTS: "endpoint_change",
+        Topic.USER_INDEX: "user_index_change",
         Topic.CONTROL: "control",
         Topic.SEGMENT_MEMBERSHIP: "segment_membership",
         Topic.ACTIVITY: "activity",

@@ -17,6 +17,7 @@ class Topic(StrEnum):
     EVENTS = "events"
     ENDPOINT_COMMANDS = "endpoint-commands"
     ENDPOINTS = "endpoints"
+    USER_INDEX = "user-index"
     CONTROL = "control"
     SEGMENT_MEMBERSHIP = "segment-membership"
     ACTIVITY = "activity"

@@ -16,6 +16,7 @@ from faust.contrib.asgi import serve_asgi
 
 from lodestar.contracts.codec import AvroCodec
 from lodestar.dead_letter_publisher import DeadLetterPublisher
+from lodestar.engine import user_index_agent
 from lodestar.engine.analytics_service import (
     AnalyticsRuntime,
     analytics_sink_service,
@@ -35,6 +36,7 @@ class Engine:
 
     app: faust.App
     endpoint_profiles: faust.Table
+    user_endpoints: faust.Table
     analytics: AnalyticsRuntime
 
 
@@ -80,15 +82,22 @@ def build_engine(
 
     dead_letters = DeadLetterPublisher(settings, codec, send, "engine")
     ProfileAgent(app, settings, table, codec, dead_letters).register()
+    users = app.Table(
+        "user-endpoints",
+        partitions=settings.partitions,
+        key_type=str,
+        help="Per <app id>/<user id>: the ids of the user's endpoints, sorted.",
+    )
+    user_index_agent.register(app, settings, users, codec, dead_letters)
     app.service(endpoint_projection_service(settings, codec))
 
     runtime = AnalyticsRuntime(settings, clickhouse_database)
     if with_analytics:
         app.service(analytics_sink_service(settings, codec, runtime))
         app.service(erasure_service(settings, codec, runtime))
-    web = create_worker_web(runtime, table)
+    web = create_worker_web(runtime, table, users)
     serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
-    return Engine(app=app, endpoint_profiles=table, analytics=runtime)
+    return Engine(app=app, endpoint_profiles=table, user_endpoints=users, analytics=runtime)
 
 
 def run_worker(engine: Engine, settings: Settings) -> None:

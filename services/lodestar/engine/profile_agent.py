@@ -35,6 +35,7 @@ from lodestar.core.profile_inputs import (
     remove_attributes_everywhere,
 )
 from lodestar.core.topics import Topic
+from lodestar.core.user_index import membership_changes, user_key
 from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
 from lodestar.engine.event_context import as_current
 from lodestar.settings import Settings
@@ -86,6 +87,8 @@ class ProfileAgent:
         self.commands_topic = settings.topic(Topic.ENDPOINT_COMMANDS)
         self.changes_topic = settings.topic(Topic.ENDPOINTS)
         self.change_headers = codec.headers(Topic.ENDPOINTS)
+        self.user_index_topic = settings.topic(Topic.USER_INDEX)
+        self.user_index_headers = codec.headers(Topic.USER_INDEX)
 
     def register(self) -> Any:
         source = self.app.topic(
@@ -102,18 +105,19 @@ class ProfileAgent:
         now_ms = int(time.time() * 1000)
         work = await self._decode(events)
         changes: list[dict[str, Any]] = []
+        memberships: list[dict[str, Any]] = []
         refused: list[tuple[EventT, str]] = []
         for partition, part in work.items():
             with as_current(part.last_event):
                 for key, inputs in part.per_endpoint.items():
-                    changes += self._fold(key, inputs, now_ms, part, refused)
+                    changes += self._fold(key, inputs, now_ms, part, refused, memberships)
                 for command in part.app_wide:
                     changes += self._remove_attributes(partition, command, now_ms)
         for event, reason in refused:
             letter = DeadLetter(DlqReason.VALIDATION_ERROR, reason)
             await self.dead_letters.publish(_logical(event, self.events_topic), source_of(event),
                                             letter)  # fmt: skip
-        await self._publish(changes)
+        await self._publish(changes, memberships)
 
     async def _decode(self, events: Sequence[EventT]) -> dict[int, PartitionWork]:
         work: dict[int, PartitionWork] = {}
@@ -144,11 +148,16 @@ class ProfileAgent:
         now_ms: int,
         part: PartitionWork,
         refused: list[tuple[EventT, str]],
+        memberships: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
         first = inputs[0].record
+        app_id, endpoint_id = first["app_id"], first["endpoint_id"]
         raw = self.table.get(key)
         state = EndpointState.from_dict(raw) if raw else None
-        result = fold_endpoint(state, first["app_id"], first["endpoint_id"], inputs, now_ms)
+        result = fold_endpoint(state, app_id, endpoint_id, inputs, now_ms)
+        memberships += membership_changes(
+            app_id, endpoint_id, _user_id(state), _user_id(result.state), now_ms
+        )
         if result.dirty:
             if result.state is None:
                 self.table.pop(key, None)
@@ -173,21 +182,29 @@ class ProfileAgent:
             out.append(change.change_record(now_ms, "REMOVE_ATTRIBUTES"))
         return out
 
-    async def _publish(self, changes: list[dict[str, Any]]) -> None:
-        if not changes:
-            return
+    async def _publish(
+        self, changes: list[dict[str, Any]], memberships: list[dict[str, Any]]
+    ) -> None:
+        """Send the batch's endpoint changes and user-index changes; wait for the acks."""
+        send = self.app.producer.send
         futures = [
-            await self.app.producer.send(
-                self.changes_topic,
-                change["endpoint_id"].encode(),
-                self.codec.encode(Topic.ENDPOINTS, change),
-                None,
-                None,
-                self.change_headers,
-            )
+            await send(self.changes_topic, change["endpoint_id"].encode(),
+                       self.codec.encode(Topic.ENDPOINTS, change), None, None,
+                       self.change_headers)
             for change in changes
-        ]
-        await asyncio.gather(*futures)
+        ] + [
+            await send(self.user_index_topic,
+                       user_key(change["app_id"], change["user_id"]).encode(),
+                       self.codec.encode(Topic.USER_INDEX, change), None, None,
+                       self.user_index_headers)
+            for change in memberships
+        ]  # fmt: skip
+        if futures:
+            await asyncio.gather(*futures)
+
+
+def _user_id(state: EndpointState | None) -> str | None:
+    return None if state is None or state.user is None else state.user.user_id
 
 
 def _logical(event: EventT, events_topic: str) -> Topic:

@@ -6,6 +6,8 @@ answers ``{"Counts": [{"EventType": …, "Count": …}], "Total": n}``;
 ``GET /v1/apps/{app-id}/endpoints/{endpoint-id}/state`` answers the engine's
 profile of the endpoint (sessions, counters included) when this worker holds
 its partition (else 404) — for operators; clients use GetEndpoint.
+``GET /v1/apps/{app-id}/users/{user-id}/index`` answers the engine's user
+index entry (endpoint ids) when this worker holds the user's partition.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from lodestar.analytics.queries import event_counts
 from lodestar.engine.analytics_service import AnalyticsRuntime
 
 
-def create_worker_web(runtime: AnalyticsRuntime, profiles: Mapping[str, Any]) -> Starlette:
+def create_worker_web(
+    runtime: AnalyticsRuntime, profiles: Mapping[str, Any], users: Mapping[str, Any]
+) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "analytics": runtime.ready.is_set()})
 
@@ -50,10 +54,18 @@ def create_worker_web(runtime: AnalyticsRuntime, profiles: Mapping[str, Any]) ->
             return JSONResponse({"Message": f"endpoint {key!r} is not on this worker"}, 404)
         return JSONResponse(state)
 
+    async def user_endpoints(request: Request) -> Response:
+        key = f"{request.path_params['app_id']}/{request.path_params['user_id']}"
+        members = users.get(key)
+        if members is None:
+            return JSONResponse({"Message": f"user {key!r} is not on this worker"}, 404)
+        return JSONResponse({"UserKey": key, "EndpointIds": members})
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/v1/analytics/event-counts", counts),
             Route("/v1/apps/{app_id}/endpoints/{endpoint_id}/state", endpoint_state),
+            Route("/v1/apps/{app_id}/users/{user_id}/index", user_endpoints),
         ]
     )

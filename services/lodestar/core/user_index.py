@@ -1,0 +1,46 @@
+"""The user index: which endpoints belong to a user, kept across partitions.
+
+Endpoints live on the partition of their id; users span partitions. The
+profile agent turns each change of an endpoint's ``User.UserId`` into
+``UserIndexChange`` records (``membership_changes``) keyed by user, so they
+all meet on the user's partition, where the user-index agent folds them
+(``apply_membership``) into ``<app id>/<user id>`` → endpoint ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def user_key(app_id: str, user_id: str) -> str:
+    """The user-index table's key, and the Kafka key of ``user-index`` records."""
+    return f"{app_id}/{user_id}"
+
+
+def membership_changes(
+    app_id: str, endpoint_id: str, user_before: str | None, user_after: str | None, ts_ms: int
+) -> list[dict[str, Any]]:
+    """``lodestar.v1.UserIndexChange`` records for an endpoint whose UserId went from
+    ``user_before`` to ``user_after`` (None: no user, or the endpoint is gone)."""
+    if user_before == user_after:
+        return []
+    out: list[dict[str, Any]] = []
+    for user_id, op in ((user_before, "REMOVE"), (user_after, "ADD")):
+        if user_id:
+            out.append({"app_id": app_id, "user_id": user_id, "endpoint_id": endpoint_id,
+                        "op": op, "timestamp": ts_ms})  # fmt: skip
+    return out
+
+
+def apply_membership(
+    endpoint_ids: Iterable[str], changes: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """The user's endpoint ids after ``changes`` (in order), sorted; idempotent."""
+    members = set(endpoint_ids)
+    for change in changes:
+        if change["op"] == "ADD":
+            members.add(change["endpoint_id"])
+        else:
+            members.discard(change["endpoint_id"])
+    return sorted(members)
