@@ -110,3 +110,27 @@ def test_one_batch_equals_two_batches(types: list[str], cut: int) -> None:
     split = fold_endpoint(first, APP, EP, inputs[cut:], NOW).state
     assert whole is not None and split is not None
     assert whole.to_dict() == split.to_dict()
+
+
+def test_client_user_attribute_changes_are_noted_and_fan_out_merges_only_them() -> None:
+    from lodestar.core.endpoint_commands import set_user_attributes_command
+
+    request = {"ChannelType": "EMAIL", "User": {"UserId": "u1",
+               "UserAttributes": {"FirstName": ["Ana"], "Plan": ["free"]}}}
+    created = fold_endpoint(None, APP, EP, [cmd(upsert_command(APP, EP, request, "r", 1))], NOW)
+    assert created.user_attribute_changes == [
+        ("u1", {"FirstName": ["Ana"], "Plan": ["free"]})
+    ]
+    before = created.state
+    assert before is not None
+    fanned = set_user_attributes_command(APP, EP, "u1", {"Plan": ["pro"]}, "f", 2)
+    result = fold_endpoint(before, APP, EP, [cmd(fanned)], NOW + 1000)
+    after = result.state
+    assert after is not None and after.user is not None
+    assert dict(after.user.user_attributes) == {"FirstName": ("Ana",), "Plan": ("pro",)}
+    assert after.effective_date == before.effective_date  # nothing else touched
+    assert result.user_attribute_changes == []  # a fan-out never fans out again
+    assert [c["cause"] for c in result.changes] == ["USER_ATTRIBUTES"]
+
+    other_user = set_user_attributes_command(APP, EP, "u2", {"Plan": ["x"]}, "g", 3)
+    assert not fold_endpoint(after, APP, EP, [cmd(other_user)], NOW).dirty

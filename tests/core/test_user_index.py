@@ -41,3 +41,19 @@ def test_index_equals_the_final_user_of_each_endpoint(moves: list) -> None:
         assert apply_membership([], per_user.get(user, [])) == expected
         # replaying the same changes (a redelivered batch) changes nothing
         assert apply_membership(expected, per_user.get(user, [])) == expected
+
+
+def test_attribute_changes_fan_out_to_the_other_endpoints_only() -> None:
+    import json
+
+    from lodestar.core.user_index import attributes_change, fan_out_commands
+
+    change = attributes_change("a", "u", "e2", {"FirstName": ["Ana"]}, 5)
+    assert apply_membership(["e1", "e2"], [change]) == ["e1", "e2"]  # not a membership change
+    commands = fan_out_commands(["e3", "e1", "e2"], change, 9)
+    assert [c["endpoint_id"] for c in commands] == ["e1", "e3"]
+    assert all(c["kind"] == "SET_USER_ATTRIBUTES" for c in commands)
+    assert json.loads(commands[0]["endpoint_request"]) == {
+        "User": {"UserId": "u", "UserAttributes": {"FirstName": ["Ana"]}}
+    }
+    assert len({c["command_id"] for c in commands}) == 2

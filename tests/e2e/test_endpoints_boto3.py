@@ -117,6 +117,17 @@ def test_endpoint_and_user_lifecycle(pinpoint: tuple[Any, str, Processes]) -> No
     )["EndpointsResponse"]["Item"]
     eventually(users, lambda i: {e["Id"] for e in i} == {"e1", "e2"}, "u1's endpoints")
 
+    # a user attribute set through e2 reaches the user's other endpoint e1 (and only that)
+    pp.update_endpoint(ApplicationId=app, EndpointId="e2", EndpointRequest={
+        "User": {"UserId": "u1", "UserAttributes": {"LastName": ["Silva"]}}})
+    e1, took = eventually(
+        lambda: get("e1"), lambda r: r["User"]["UserAttributes"].get("LastName") == ["Silva"],
+        "user attribute fan-out to e1",
+    )
+    print(f"user attribute reached the user's other endpoint after {took:.2f}s")
+    assert e1["User"]["UserAttributes"]["FirstName"] == ["Ana"]
+    assert e1["EndpointStatus"] == "INACTIVE"  # nothing but the user attributes changed
+
     # PutEvents with an Amplify-shaped body and a PublicEndpoint creates e4
     session = {"Id": "s1", "StartTimestamp": "2026-11-28T10:00:00.000Z"}
     events = pp.put_events(ApplicationId=app, EventsRequest={"BatchItem": {"e4": {

@@ -7,7 +7,7 @@ issues DEACTIVATE) build records the same way.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +21,7 @@ class CommandKind(StrEnum):
     DELETE = "DELETE"
     REMOVE_ATTRIBUTES = "REMOVE_ATTRIBUTES"
     DEACTIVATE = "DEACTIVATE"
+    SET_USER_ATTRIBUTES = "SET_USER_ATTRIBUTES"
 
 
 class AttributeType(StrEnum):
@@ -79,4 +80,19 @@ def remove_attributes_command(
     command = _command(CommandKind.REMOVE_ATTRIBUTES, app_id, None, command_id, now_ms)
     command["attribute_type"] = attribute_type.symbol
     command["attribute_names"] = sorted(set(names))
+    return command
+
+
+def set_user_attributes_command(
+    app_id: str,
+    endpoint_id: str,
+    user_id: str,
+    attributes: Mapping[str, Sequence[str]],
+    command_id: str,
+    now_ms: int,
+) -> Command:
+    """SET_USER_ATTRIBUTES: copy a user's changed UserAttributes to one of its endpoints."""
+    command = _command(CommandKind.SET_USER_ATTRIBUTES, app_id, endpoint_id, command_id, now_ms)
+    user = {"UserId": user_id, "UserAttributes": {k: list(v) for k, v in attributes.items()}}
+    command["endpoint_request"] = json.dumps({"User": user}, separators=(",", ":"))
     return command

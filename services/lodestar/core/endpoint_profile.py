@@ -161,6 +161,36 @@ def apply_update(
     return ProfileChange(new, state, EndpointChangeKind.UPSERTED, changed)
 
 
+def merge_user_attributes(
+    state: EndpointState | None,
+    user_id: str,
+    attributes: Mapping[str, tuple[str, ...]],
+    now_ms: int,
+) -> ProfileOutcome:
+    """Merge ``attributes`` into User.UserAttributes (per key), nothing else.
+
+    For a user-attribute change made through another endpoint of the same user:
+    EffectiveDate and EndpointStatus stay as they are. ``Unchanged`` when the
+    endpoint is gone or no longer belongs to ``user_id``; ``Rejected`` past the
+    250-key limit. ``now_ms`` is unused (kept for the common step signature).
+    """
+    if state is None or state.user is None or state.user.user_id != user_id:
+        return Unchanged(state, f"the endpoint does not belong to user {user_id!r} any more")
+    user = replace(state.user, user_attributes=_merge_map(state.user.user_attributes, attributes))
+    new = replace(state, user=user)
+    keys = len(new.attributes) + len(new.metrics) + len(user.user_attributes)
+    if keys > MAX_KEYS_PER_ENDPOINT:
+        return Rejected(
+            state,
+            f"the endpoint would hold {keys} Attributes, Metrics and User.UserAttributes keys; "
+            f"at most {MAX_KEYS_PER_ENDPOINT} are allowed",
+        )
+    changed = changed_fields(state, new)
+    if not changed:
+        return Unchanged(state, "the user attributes are already set")
+    return ProfileChange(new, state, EndpointChangeKind.UPSERTED, changed)
+
+
 def apply_events(
     state: EndpointState | None,
     app_id: str,

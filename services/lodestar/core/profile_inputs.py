@@ -5,13 +5,17 @@
 - an event carrying ``endpoint_request`` (a PutEvents PublicEndpoint): the
   upsert first, then the event;
 - runs of consecutive events: one ``apply_events`` call per run;
-- commands: UPSERT (``apply_update``), DELETE, DEACTIVATE. REMOVE_ATTRIBUTES
-  is app-wide and applied by ``remove_attributes_everywhere`` instead.
+- commands: UPSERT (``apply_update``), DELETE, DEACTIVATE,
+  SET_USER_ATTRIBUTES (``merge_user_attributes``). REMOVE_ATTRIBUTES is
+  app-wide and applied by ``remove_attributes_everywhere`` instead.
 
 It returns the final state, whether it must be written, the
 ``lodestar.v1.EndpointChange`` records to publish (one per published change,
 in order) and the inputs that were refused, with the reason (the adapter
-dead-letters them). Pure: no I/O, no clock.
+dead-letters them), and the user-attribute changes a client made through this
+endpoint (``user_attribute_changes``: user id → changed keys with their new
+values) for the user index to copy to the user's other endpoints. Pure: no
+I/O, no clock.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from lodestar.core.endpoint_profile import (
     apply_update,
     deactivate,
     delete,
+    merge_user_attributes,
     remove_attributes,
 )
 from lodestar.core.endpoint_request import EndpointRequestError, parse_endpoint_request
@@ -56,6 +61,7 @@ class FoldResult:
     dirty: bool = False
     changes: list[dict[str, Any]] = field(default_factory=list)
     refused: list[tuple[ProfileInput, str]] = field(default_factory=list)
+    user_attribute_changes: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
 
 
 def state_key(app_id: str, endpoint_id: str) -> str:
@@ -73,7 +79,9 @@ _CAUSES = {
     CommandKind.UPSERT.value: "UPDATE_ENDPOINT",
     CommandKind.DELETE.value: "DELETE_ENDPOINT",
     CommandKind.DEACTIVATE.value: "ADDRESS_TAKEN",
+    CommandKind.SET_USER_ATTRIBUTES.value: "USER_ATTRIBUTES",
 }
+USER_ATTRIBUTES_PREFIX = "User.UserAttributes."
 
 
 def _cause(item: ProfileInput) -> str:
@@ -127,6 +135,8 @@ def fold_endpoint(
             take(delete(result.state, now_ms), item)
         elif kind == CommandKind.DEACTIVATE.value:
             take(deactivate(result.state, now_ms), item)
+        elif kind == CommandKind.SET_USER_ATTRIBUTES.value:
+            _set_user_attributes(result, take, record["endpoint_request"], item, now_ms)
         else:
             result.refused.append((item, f"{kind} is not a per-endpoint command"))
     flush_events(last_event)
@@ -147,7 +157,37 @@ def _upsert(
     except (EndpointRequestError, ValueError) as bad:
         result.refused.append((item, f"endpoint_request is not a valid EndpointRequest: {bad}"))
         return
-    take(apply_update(result.state, app_id, endpoint_id, request, now_ms), item)
+    outcome = apply_update(result.state, app_id, endpoint_id, request, now_ms)
+    take(outcome, item)
+    if isinstance(outcome, ProfileChange):
+        _note_user_attribute_change(result, outcome)
+
+
+def _note_user_attribute_change(result: FoldResult, change: ProfileChange) -> None:
+    state = change.state
+    keys = [f.removeprefix(USER_ATTRIBUTES_PREFIX) for f in change.changed_fields
+            if f.startswith(USER_ATTRIBUTES_PREFIX)]  # fmt: skip
+    if not keys or state is None or state.user is None or not state.user.user_id:
+        return
+    values = {k: list(state.user.user_attributes[k]) for k in keys
+              if k in state.user.user_attributes}  # fmt: skip
+    if values:
+        result.user_attribute_changes.append((state.user.user_id, values))
+
+
+def _set_user_attributes(
+    result: FoldResult, take: Any, request_json: str | None, item: ProfileInput, now_ms: int
+) -> None:
+    try:
+        request = parse_endpoint_request(json.loads(request_json or "null"))
+    except (EndpointRequestError, ValueError) as bad:
+        result.refused.append((item, f"endpoint_request is not a valid EndpointRequest: {bad}"))
+        return
+    user = request.user
+    if user is None or not user.user_id:
+        result.refused.append((item, "SET_USER_ATTRIBUTES needs User.UserId"))
+        return
+    take(merge_user_attributes(result.state, user.user_id, user.user_attributes, now_ms), item)
 
 
 def remove_attributes_everywhere(

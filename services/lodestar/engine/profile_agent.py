@@ -35,7 +35,7 @@ from lodestar.core.profile_inputs import (
     remove_attributes_everywhere,
 )
 from lodestar.core.topics import Topic
-from lodestar.core.user_index import membership_changes, user_key
+from lodestar.core.user_index import attributes_change, membership_changes, user_key
 from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
 from lodestar.engine.event_context import as_current
 from lodestar.settings import Settings
@@ -158,6 +158,10 @@ class ProfileAgent:
         memberships += membership_changes(
             app_id, endpoint_id, _user_id(state), _user_id(result.state), now_ms
         )
+        memberships += [
+            attributes_change(app_id, user_id, endpoint_id, attributes, now_ms)
+            for user_id, attributes in result.user_attribute_changes
+        ]
         if result.dirty:
             if result.state is None:
                 self.table.pop(key, None)
