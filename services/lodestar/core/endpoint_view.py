@@ -11,26 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lodestar.core.endpoint_request import DEMOGRAPHIC_NAMES, LOCATION_NAMES
 from lodestar.core.timestamps import iso_millis
-
-_DEMOGRAPHIC = {
-    "app_version": "AppVersion",
-    "locale": "Locale",
-    "make": "Make",
-    "model": "Model",
-    "model_version": "ModelVersion",
-    "platform": "Platform",
-    "platform_version": "PlatformVersion",
-    "timezone": "Timezone",
-}
-_LOCATION = {
-    "city": "City",
-    "country": "Country",
-    "latitude": "Latitude",
-    "longitude": "Longitude",
-    "postal_code": "PostalCode",
-    "region": "Region",
-}
 
 
 def _sub_record(value: Mapping[str, Any] | None, names: Mapping[str, str]) -> dict[str, Any]:
@@ -51,13 +33,13 @@ def endpoint_response(app_id: str, endpoint: Mapping[str, Any]) -> dict[str, Any
     out["Attributes"] = {k: list(v) for k, v in (endpoint.get("attributes") or {}).items()}
     out["CohortId"] = str(endpoint["cohort_id"])
     out["CreationDate"] = iso_millis(endpoint["creation_date"])
-    demographic = _sub_record(endpoint.get("demographic"), _DEMOGRAPHIC)
+    demographic = _sub_record(endpoint.get("demographic"), DEMOGRAPHIC_NAMES)
     if demographic:
         out["Demographic"] = demographic
     if endpoint.get("effective_date") is not None:
         out["EffectiveDate"] = iso_millis(endpoint["effective_date"])
     out["EndpointStatus"] = endpoint.get("endpoint_status") or "ACTIVE"
-    location = _sub_record(endpoint.get("location"), _LOCATION)
+    location = _sub_record(endpoint.get("location"), LOCATION_NAMES)
     if location:
         out["Location"] = location
     out["Metrics"] = dict(endpoint.get("metrics") or {})

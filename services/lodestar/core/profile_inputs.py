@@ -143,6 +143,15 @@ def fold_endpoint(
     return result
 
 
+def _parse(result: FoldResult, item: ProfileInput, request_json: str | None) -> Any:
+    """The EndpointRequest in ``request_json``, or None after noting the input as refused."""
+    try:
+        return parse_endpoint_request(json.loads(request_json or "null"))
+    except (EndpointRequestError, ValueError) as bad:
+        result.refused.append((item, f"endpoint_request is not a valid EndpointRequest: {bad}"))
+        return None
+
+
 def _upsert(
     result: FoldResult,
     take: Any,
@@ -152,10 +161,8 @@ def _upsert(
     item: ProfileInput,
     now_ms: int,
 ) -> None:
-    try:
-        request = parse_endpoint_request(json.loads(request_json or "null"))
-    except (EndpointRequestError, ValueError) as bad:
-        result.refused.append((item, f"endpoint_request is not a valid EndpointRequest: {bad}"))
+    request = _parse(result, item, request_json)
+    if request is None:
         return
     outcome = apply_update(result.state, app_id, endpoint_id, request, now_ms)
     take(outcome, item)
@@ -178,10 +185,8 @@ def _note_user_attribute_change(result: FoldResult, change: ProfileChange) -> No
 def _set_user_attributes(
     result: FoldResult, take: Any, request_json: str | None, item: ProfileInput, now_ms: int
 ) -> None:
-    try:
-        request = parse_endpoint_request(json.loads(request_json or "null"))
-    except (EndpointRequestError, ValueError) as bad:
-        result.refused.append((item, f"endpoint_request is not a valid EndpointRequest: {bad}"))
+    request = _parse(result, item, request_json)
+    if request is None:
         return
     user = request.user
     if user is None or not user.user_id:
