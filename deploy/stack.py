@@ -699,6 +699,23 @@ def wait_for_kafka(
     raise StackError(f"no answer from Kafka on {host}:{port} after {timeout:.0f}s ({last})")
 
 
+KAFKA_OPEN_FILES = 262_144  # a broker keeps ~3 files open per partition
+
+
+def raise_open_files_limit() -> None:
+    """In the broker's process, before exec: allow many open files (root may raise the
+    hard limit; others get their hard limit). Every partition holds open segment files."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in (max(hard, KAFKA_OPEN_FILES), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+            return
+        except (ValueError, OSError):
+            continue
+
+
 def kafka_up(cfg: Config) -> None:
     if cfg.external_kafka:
         host, port = split_address(cfg.external_kafka, 9092)
@@ -736,7 +753,7 @@ def kafka_up(cfg: Config) -> None:
         proc = subprocess.Popen(
             kafka_command(cfg, "kafka.Kafka", str(props), heap=True),
             cwd=cfg.kafka_conf_dir, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=raise_open_files_limit,
         )  # fmt: skip
     (cfg.stack_dir / "kafka.pid").write_text(f"{proc.pid}\n")
     record(cfg.state_file, "kafka", {

@@ -14,13 +14,16 @@ PostgreSQL database and ClickHouse database.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,15 +170,44 @@ def unique() -> str:
 @pytest.fixture
 def settings(
     base_settings: Settings, kafka_bootstrap: str, tmp_path: Path, unique: str
-) -> Settings:
-    """Settings for one test: its own topic prefix, worker id and data directory."""
-    return base_settings.with_changes(
+) -> Iterator[Settings]:
+    """Settings for one test: its own topic prefix, worker id and data directory.
+
+    The test's topics (``t<unique>.*``, and Faust's ``lodestar-test-<unique>-*``)
+    are deleted afterwards, so a broker that runs many test sessions does not
+    pile up partitions (each holds open files).
+    """
+    configured = base_settings.with_changes(
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=f"t{unique}",
         worker_id=f"lodestar-test-{unique}",
         data_dir=tmp_path / "data",
         partitions=4,
     )
+    yield configured
+    _in_thread(_delete_topics(kafka_bootstrap, (f"t{unique}.", f"lodestar-test-{unique}")))
+
+
+def _in_thread(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to completion on a fresh loop, whatever loop this thread has."""
+    worker = threading.Thread(target=asyncio.run, args=(coro,))
+    worker.start()
+    worker.join(60)
+
+
+async def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    except Exception as exc:  # cleanup must not fail the test that used the topics
+        print(f"could not delete test topics {prefixes}: {exc}")
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:

@@ -1,0 +1,1163 @@
+"""The HTTP API's OpenAPI 3.1 document: ``GET /openapi.json``, rendered at ``GET /docs``.
+
+The document is generated, committed, and served as committed:
+
+- ``python -m lodestar.api.openapi --write`` builds it and writes
+  ``services/lodestar/api/openapi/openapi.json`` (package data, what the API
+  serves) and ``docs/openapi.json`` (the same bytes, for readers of the repo);
+  ``python -m lodestar.api.openapi`` prints it, ``--check`` says whether the
+  two files are current.
+- The builder reads botocore's ``pinpoint`` service model for what must match
+  Pinpoint exactly: each operation's method, URI, success status, path and
+  query parameters, and the payload shapes (field names, types, required
+  members, enums). Lodestar's own knowledge is laid over it from this module:
+  limits (taken from the constants the validators use, so a changed limit
+  makes the committed document stale), the errors each handler answers,
+  Lodestar-only routes, and all the descriptions (none are copied from the
+  model).
+- At run time only the committed JSON is read: botocore is a test dependency.
+  tests/api/test_openapi.py fails when the committed files are not what the
+  builder makes, differ from each other, or disagree with the route table.
+
+The data folder ``openapi/`` sits next to this module and has no
+``__init__.py``, so ``lodestar.api.openapi`` stays this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import html
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+DOCUMENT_PATH = Path(__file__).resolve().with_name("openapi") / "openapi.json"
+"""The packaged document the API serves."""
+
+OPENAPI_MEDIA_TYPE = "application/json"
+
+
+# --------------------------------------------------------------------------- serving
+
+
+@functools.cache
+def document_bytes() -> bytes:
+    """The committed document, as served."""
+    return DOCUMENT_PATH.read_bytes()
+
+
+def document() -> dict[str, Any]:
+    """The committed document, decoded (a fresh copy each call)."""
+    loaded: dict[str, Any] = json.loads(document_bytes())
+    return loaded
+
+
+async def openapi_json(request: Request) -> Response:
+    """``GET /openapi.json``: the OpenAPI document (no credentials needed)."""
+    return Response(document_bytes(), media_type=OPENAPI_MEDIA_TYPE)
+
+
+async def docs_page(request: Request) -> Response:
+    """``GET /docs``: the document as one self-contained HTML page (no script, no asset)."""
+    return HTMLResponse(_docs_html())
+
+
+def openapi_routes() -> list[Route]:
+    """The routes serving the document: ``GET /openapi.json`` and ``GET /docs``."""
+    return [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs_page, methods=["GET"]),
+    ]
+
+
+# --------------------------------------------------------------------------- HTML page
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;
+color:#1b1b1b;line-height:1.45}
+table{border-collapse:collapse;width:100%;margin:0.5rem 0 1.5rem}
+th,td{border:1px solid #ccc;padding:0.3rem 0.5rem;text-align:left;vertical-align:top}
+th{background:#f2f2f2}code{font-family:ui-monospace,monospace;font-size:0.92em}
+.desc{white-space:pre-wrap}.m{font-weight:bold;font-family:ui-monospace,monospace}
+"""
+_CONSTRAINTS = (
+    "enum", "const", "format", "pattern", "minLength", "maxLength", "minimum", "maximum",
+    "minItems", "maxItems", "maxProperties", "default",
+)  # fmt: skip
+_NESTED = (("propertyNames", "keys"), ("additionalProperties", "values"), ("items", "items"))
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _ref_name(schema: Mapping[str, Any]) -> str | None:
+    ref = schema.get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
+
+
+def _type_html(schema: Mapping[str, Any]) -> str:
+    name = _ref_name(schema)
+    if name is not None:
+        return f'<a href="#schema-{_e(name)}">{_e(name)}</a>'
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return "array of " + _type_html(schema.get("items", {}))
+    if kind == "object" and isinstance(schema.get("additionalProperties"), Mapping):
+        return "map of string to " + _type_html(schema["additionalProperties"])
+    return _e(kind)
+
+
+def _constraints(schema: Mapping[str, Any]) -> list[str]:
+    out = [f"{k} {json.dumps(schema[k], ensure_ascii=False)}" for k in _CONSTRAINTS if k in schema]
+    for key, label in _NESTED:
+        inner = schema.get(key)
+        if isinstance(inner, Mapping) and not _ref_name(inner):
+            out.extend(f"{label}: {c}" for c in _constraints(inner))
+    return out
+
+
+def _schema_html(name: str, schema: Mapping[str, Any]) -> str:
+    parts = [f'<h3 id="schema-{_e(name)}">{_e(name)}</h3>']
+    if schema.get("description"):
+        parts.append(f'<p class="desc">{_e(schema["description"])}</p>')
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        details = "; ".join(_constraints(schema))
+        parts.append(f"<p>{_type_html(schema)}{': ' + _e(details) if details else ''}</p>")
+        return "".join(parts)
+    required = set(schema.get("required", ()))
+    rows = ["<tr><th>Field</th><th>Type</th><th>Required</th><th>Constraints</th>"
+            "<th>Description</th></tr>"]
+    for field_name, prop in properties.items():
+        rows.append(
+            f"<tr><td><code>{_e(field_name)}</code></td><td>{_type_html(prop)}</td>"
+            f"<td>{'yes' if field_name in required else ''}</td>"
+            f"<td>{'<br>'.join(_e(c) for c in _constraints(prop))}</td>"
+            f"<td class=\"desc\">{_e(prop.get('description', ''))}</td></tr>"
+        )
+    parts.append("<table>" + "".join(rows) + "</table>")
+    return "".join(parts)
+
+
+def _body_html(content: Mapping[str, Any] | None) -> str:
+    if not content:
+        return ""
+    media, entry = next(iter(content.items()))
+    schema = entry.get("schema", {})
+    return f"{_type_html(schema)} <small>({_e(media)})</small>"
+
+
+@functools.cache
+def _docs_html() -> str:
+    doc = document()
+    info = doc["info"]
+    components = doc.get("components", {})
+    responses = components.get("responses", {})
+    default_security = doc.get("security", [])
+    rows = ["<tr><th>Operation</th><th>Method and path</th><th>Auth</th><th>Request body</th>"
+            "<th>Responses</th><th>Summary</th></tr>"]
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if not isinstance(op, Mapping) or "operationId" not in op:
+                continue
+            answers = []
+            for status, answer in op["responses"].items():
+                target = responses.get(_ref_name(answer) or "")
+                if target is not None:  # an error: name Pinpoint's exception
+                    kind = target["headers"]["x-amzn-ErrorType"]["schema"]["const"]
+                    answers.append(f"<b>{_e(status)}</b> <code>{_e(kind)}</code>")
+                else:
+                    body = _body_html(answer.get("content"))
+                    answers.append(f"<b>{_e(status)}</b> {body}".rstrip())
+            query = [p["name"] for p in op.get("parameters", ()) if p["in"] == "query"]
+            query_html = f"<br><small>?{_e('&'.join(q + '=' for q in query))}</small>"
+            security = op.get("security", default_security)
+            auth = " or ".join(sorted({k for s in security for k in s})) or "none"
+            request_body = _body_html(op.get("requestBody", {}).get("content"))
+            rows.append(
+                f"<tr><td><code>{_e(op['operationId'])}</code></td>"
+                f'<td><span class="m">{_e(method.upper())}</span> <code>{_e(path)}</code>'
+                f"{query_html if query else ''}</td>"
+                f"<td>{_e(auth)}</td><td>{request_body}</td><td>{'<br>'.join(answers)}</td>"
+                f"<td>{_e(op.get('summary', ''))}</td></tr>"
+            )
+    schemes = ["<tr><th>Scheme</th><th>Type</th><th>Description</th></tr>"]
+    for name, scheme in components.get("securitySchemes", {}).items():
+        kind = scheme.get("scheme") or f"{scheme.get('in', '')} {scheme.get('name', '')}"
+        schemes.append(
+            f"<tr><td><code>{_e(name)}</code></td><td>{_e(scheme['type'])} ({_e(kind)})</td>"
+            f"<td class=\"desc\">{_e(scheme.get('description', ''))}</td></tr>"
+        )
+    errors = ["<tr><th>Status</th><th>Response</th><th>Description</th></tr>"]
+    for name, answer in responses.items():
+        error_type = answer.get("headers", {}).get("x-amzn-ErrorType", {})
+        kind = error_type.get("schema", {}).get("const", name)
+        errors.append(
+            f"<tr><td>{_e(answer.get('x-status', ''))}</td><td><code>{_e(kind)}</code></td>"
+            f"<td class=\"desc\">{_e(answer.get('description', ''))}</td></tr>"
+        )
+    schemas = "".join(_schema_html(n, s) for n, s in components.get("schemas", {}).items())
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{_e(info['title'])}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{_e(info['title'])} <small>{_e(info['version'])}</small></h1>"
+        f'<p class="desc">{_e(info.get("description", ""))}</p>'
+        '<p>Machine-readable: <a href="openapi.json">openapi.json</a> (OpenAPI '
+        f"{_e(doc['openapi'])}).</p>"
+        f"<h2>Authentication</h2><table>{''.join(schemes)}</table>"
+        f"<h2>Operations</h2><table>{''.join(rows)}</table>"
+        f"<h2>Errors</h2><table>{''.join(errors)}</table>"
+        f"<h2>Schemas</h2>{schemas}</body></html>"
+    )
+
+
+# --------------------------------------------------------------------------- generation
+#
+# Everything below runs only when the document is (re)built; it imports botocore.
+
+_REQUEST_ID_HEADER = {
+    "description": "The id of this request (also `RequestID` in error and MessageBody bodies).",
+    "schema": {"type": "string"},
+}
+
+_NAME_KEYS = {"minLength": 1}
+
+
+@dataclass(frozen=True)
+class _PinpointOp:
+    """What Lodestar adds to one of botocore's operations."""
+
+    tag: str
+    summary: str
+    description: str
+    who: str  # which keys may call it
+    errors: Mapping[int, str | None]  # status → description for this operation (None: generic)
+    success: str  # description of the success answer
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def _limits() -> dict[str, Any]:
+    """The limits the validators apply, by name (imported here so the builder follows code)."""
+    from lodestar.api import apps, auth, events, sigv4
+    from lodestar.core import endpoint_request, put_events
+
+    return {
+        "event_keys": put_events.MAX_KEYS_PER_EVENT,
+        "event_key_length": put_events.MAX_KEY_LENGTH,
+        "event_value_length": put_events.MAX_ATTRIBUTE_VALUE_LENGTH,
+        "event_type_length": put_events.MAX_EVENT_TYPE_LENGTH,
+        "events_per_request": put_events.MAX_EVENTS_PER_REQUEST,
+        "put_events_bytes": events.MAX_PUT_EVENTS_BYTES,
+        "attr_name_length": endpoint_request.MAX_ATTRIBUTE_NAME_LENGTH,
+        "attr_value_length": endpoint_request.MAX_ATTRIBUTE_VALUE_LENGTH,
+        "values_per_attr": endpoint_request.MAX_VALUES_PER_ATTRIBUTE,
+        "keys_per_endpoint": endpoint_request.MAX_KEYS_PER_ENDPOINT,
+        "endpoint_bytes": endpoint_request.MAX_ENDPOINT_BYTES,
+        "batch_items": endpoint_request.MAX_BATCH_ITEMS,
+        "page_size": apps.DEFAULT_PAGE_SIZE,
+        "max_page_size": apps.MAX_PAGE_SIZE,
+        "tags": apps.MAX_TAGS,
+        "tag_key": apps.MAX_TAG_KEY,
+        "tag_value": apps.MAX_TAG_VALUE,
+        "signed_body_mb": auth.MAX_SIGNED_BODY_BYTES // (1024 * 1024),
+        "skew_minutes": int(sigv4.MAX_CLOCK_SKEW.total_seconds() // 60),
+        "service": sigv4.SERVICE,
+    }
+
+
+def _endpoint_fields(lim: Mapping[str, Any], *, response: bool) -> dict[str, Any]:
+    """Overlay for the fields shared by PublicEndpoint, EndpointRequest, EndpointBatchItem
+    and EndpointResponse."""
+    from lodestar.core.endpoint_request import EndpointStatus, OptOut
+
+    attribute_map = {
+        "propertyNames": {**_NAME_KEYS, "maxLength": lim["attr_name_length"]},
+        "additionalProperties": {
+            "maxItems": lim["values_per_attr"],
+            "items": {"maxLength": lim["attr_value_length"]},
+        },
+    }
+    fields = {
+        "Address": {
+            "description": "Where messages go: a device token, an E.164 phone number "
+            "(`+12065550100`) or an email address, depending on ChannelType. Writing an "
+            "Address another endpoint of the application holds makes that endpoint INACTIVE.",
+        },
+        "Attributes": {
+            "description": f"Custom attributes: a name (at most {lim['attr_name_length']} "
+            f"characters) maps to at most {lim['values_per_attr']} values of at most "
+            f"{lim['attr_value_length']} characters. Usable as segment criteria.",
+            **attribute_map,
+        },
+        "ChannelType": {"description": "The channel messages to this endpoint use."},
+        "Demographic": {"description": "Device and locale of the endpoint."},
+        "EffectiveDate": {
+            "format": "date-time",
+            "description": "When the endpoint was last updated, ISO 8601 (UTC when it has no "
+            "offset); it counts the endpoint as active that day.",
+        },
+        "EndpointStatus": {
+            "enum": [s.value for s in EndpointStatus],
+            "description": "ACTIVE: messages are sent to the endpoint; INACTIVE: they are not. "
+            "Every create or update sets ACTIVE unless the request says otherwise.",
+        },
+        "Location": {"description": "Where the endpoint is."},
+        "Metrics": {
+            "description": f"Custom metrics: a name (at most {lim['attr_name_length']} "
+            "characters) maps to a number.",
+            "propertyNames": {**_NAME_KEYS, "maxLength": lim["attr_name_length"]},
+        },
+        "OptOut": {
+            "enum": [o.value for o in OptOut],
+            "description": "ALL: the user opted out of every message; NONE: not opted out.",
+        },
+        "RequestId": {"description": "The id of the request that last updated the endpoint."},
+        "User": {"description": "The user the endpoint belongs to, and the user's attributes."},
+    }
+    if response:
+        fields["EndpointStatus"]["default"] = EndpointStatus.ACTIVE.value
+        fields["OptOut"]["default"] = OptOut.NONE.value
+    return fields
+
+
+def _schema_overlay(lim: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per component schema: description, extra ``required`` members, per-field keywords."""
+    from lodestar.core.endpoint_commands import AttributeType
+
+    endpoint_id = {"minLength": 1, "pattern": r"^[^${}]+$"}
+    request_rules = (
+        f"At most {lim['keys_per_endpoint']} Attributes, Metrics and User.UserAttributes "
+        f"names together, and at most {lim['endpoint_bytes'] // 1024} KB as compact JSON. "
+        "Unknown fields are ignored; `null` means not sent."
+    )
+    item_status = {
+        "StatusCode": {
+            "enum": [202, 400],
+            "description": "202: accepted; 400: invalid (Message says why).",
+        },
+        "Message": {"description": "`Accepted`, or why the item was refused."},
+    }
+    return {
+        "EventsRequest": {
+            "description": "PutEvents' body: events grouped by endpoint. Items are validated one "
+            "by one: an event or endpoint that breaks a rule below is answered 400 in the "
+            "EventsResponse while the rest is accepted. Only a body that is not an "
+            f"EventsRequest, or that holds more than {lim['events_per_request']} events in "
+            "total, is refused with HTTP 400.",
+            "properties": {
+                "BatchItem": {
+                    "description": "Endpoint id (without `$`, `{` or `}`) to its EventsBatch.",
+                    "propertyNames": endpoint_id,
+                },
+            },
+        },
+        "EventsBatch": {
+            "description": "One endpoint's events, and optionally the endpoint itself.",
+            "properties": {
+                "Endpoint": {
+                    "description": "The endpoint to create or update before its events "
+                    "apply; `{}` leaves it as it is.",
+                },
+                "Events": {
+                    "description": "Event id to Event.",
+                    "maxProperties": lim["events_per_request"],
+                    "propertyNames": {"minLength": 1},
+                },
+            },
+        },
+        "Event": {
+            "description": f"One event. At most {lim['event_keys']} Attributes and Metrics "
+            "names together.",
+            "properties": {
+                "AppPackageName": {"description": "Package name of the app sending the event."},
+                "AppTitle": {"description": "Title of the app sending the event."},
+                "AppVersionCode": {"description": "Version of the app sending the event."},
+                "Attributes": {
+                    "description": f"Custom attributes: name (at most "
+                    f"{lim['event_key_length']} characters) to a string of at most "
+                    f"{lim['event_value_length']} characters.",
+                    "maxProperties": lim["event_keys"],
+                    "propertyNames": {**_NAME_KEYS, "maxLength": lim["event_key_length"]},
+                    "additionalProperties": {"maxLength": lim["event_value_length"]},
+                },
+                "ClientSdkVersion": {"description": "Version of the SDK sending the event."},
+                "EventType": {
+                    "description": "The event's name, e.g. `_session.start` or `pageView`.",
+                    "minLength": 1,
+                    "maxLength": lim["event_type_length"],
+                },
+                "Metrics": {
+                    "description": f"Custom metrics: name (at most {lim['event_key_length']} "
+                    "characters) to a number.",
+                    "maxProperties": lim["event_keys"],
+                    "propertyNames": {**_NAME_KEYS, "maxLength": lim["event_key_length"]},
+                },
+                "SdkName": {"description": "Name of the SDK sending the event."},
+                "Session": {"description": "The session the event belongs to."},
+                "Timestamp": {
+                    "format": "date-time",
+                    "description": "When the event happened, ISO 8601 (UTC when it has no "
+                    "offset), e.g. `2026-05-01T12:00:00.000Z`.",
+                },
+            },
+        },
+        "Session": {
+            "description": "A session of the app.",
+            "properties": {
+                "Duration": {"minimum": 0, "description": "Length of the session, in ms."},
+                "Id": {"minLength": 1, "description": "The session's id."},
+                "StartTimestamp": {"format": "date-time", "description": "When it started."},
+                "StopTimestamp": {"format": "date-time", "description": "When it stopped."},
+            },
+        },
+        "PublicEndpoint": {
+            "description": "The endpoint sent with events: EndpointRequest's fields. "
+            + request_rules,
+            "properties": _endpoint_fields(lim, response=False),
+        },
+        "EventsResponse": {
+            "description": "PutEvents' answer: one ItemResponse per BatchItem key.",
+            "required": ["Results"],
+            "properties": {"Results": {"description": "Endpoint id to its ItemResponse."}},
+        },
+        "ItemResponse": {
+            "description": "The outcome for one endpoint of a PutEvents request.",
+            "required": ["EndpointItemResponse", "EventsItemResponse"],
+            "properties": {
+                "EndpointItemResponse": {"description": "The outcome for the endpoint."},
+                "EventsItemResponse": {"description": "Event id to the outcome for the event."},
+            },
+        },
+        "EndpointItemResponse": {
+            "description": "The outcome for an endpoint.",
+            "required": ["Message", "StatusCode"],
+            "properties": item_status,
+        },
+        "EventItemResponse": {
+            "description": "The outcome for an event. SDKs count an event delivered only on "
+            "StatusCode 202 with Message `Accepted`.",
+            "required": ["Message", "StatusCode"],
+            "properties": item_status,
+        },
+        "EndpointRequest": {
+            "description": "UpdateEndpoint's body: the fields to set; absent fields keep their "
+            "values, map entries merge. " + request_rules,
+            "properties": _endpoint_fields(lim, response=False),
+        },
+        "EndpointBatchRequest": {
+            "description": "UpdateEndpointsBatch's body. The whole batch is refused (400) on "
+            "the first invalid item; the message names it as `Item[i]`.",
+            "properties": {
+                "Item": {
+                    "description": f"The endpoints to create or update, at most "
+                    f"{lim['batch_items']}.",
+                    "maxItems": lim["batch_items"],
+                },
+            },
+        },
+        "EndpointBatchItem": {
+            "description": "One endpoint of a batch: EndpointRequest's fields and its Id. "
+            + request_rules,
+            "required": ["Id"],
+            "properties": {
+                **_endpoint_fields(lim, response=False),
+                "Id": {
+                    "description": "The endpoint's id, without `$`, `{` or `}`.",
+                    **endpoint_id,
+                },
+            },
+        },
+        "EndpointResponse": {
+            "description": "An endpoint as stored. Reads reflect a write within about a second "
+            "of the engine applying it.",
+            "required": [
+                "ApplicationId", "Id", "Attributes", "CohortId", "CreationDate",
+                "EndpointStatus", "Metrics", "OptOut",
+            ],
+            "properties": {
+                **_endpoint_fields(lim, response=True),
+                "ApplicationId": {"description": "The application's id."},
+                "CohortId": {
+                    "pattern": "^(0|[1-9][0-9]?)$",
+                    "description": "A random cohort, `0` to `99` (about 1% of the endpoints "
+                    "each), for holdout and treatment allocation.",
+                },
+                "CreationDate": {"format": "date-time", "description": "When it was created."},
+                "Id": {"description": "The endpoint's id."},
+            },
+        },
+        "EndpointsResponse": {
+            "description": "The endpoints of a user.",
+            "properties": {"Item": {"minItems": 1, "description": "The user's endpoints."}},
+        },
+        "MessageBody": {
+            "description": "The answer of accepted writes: `{\"Message\": \"Accepted\", "
+            "\"RequestID\": …}`.",
+            "required": ["Message", "RequestID"],
+            "properties": {
+                "Message": {"description": "`Accepted`.", "examples": ["Accepted"]},
+                "RequestID": {"description": "The id of the request."},
+            },
+        },
+        "UpdateAttributesRequest": {
+            "description": "RemoveAttributes' body.",
+            "required": ["Blacklist"],
+            "properties": {
+                "Blacklist": {
+                    "description": "Exact names of the attributes to remove from every "
+                    "endpoint of the application (glob patterns are not supported).",
+                    "items": {"minLength": 1},
+                },
+            },
+        },
+        "AttributesResource": {
+            "description": "What RemoveAttributes removes.",
+            "required": ["Attributes"],
+            "properties": {
+                "ApplicationId": {"description": "The application's id."},
+                "AttributeType": {
+                    "enum": [t.value for t in AttributeType],
+                    "description": "Which attributes: endpoint custom attributes, endpoint "
+                    "metrics, or user attributes.",
+                },
+                "Attributes": {"description": "The names removed, sorted, without repeats."},
+            },
+        },
+        "CreateApplicationRequest": {
+            "description": "CreateApp's body.",
+            "properties": {
+                "Name": {"minLength": 1, "description": "The application's display name."},
+                "tags": {
+                    "description": f"At most {lim['tags']} tags: key (1 to {lim['tag_key']} "
+                    f"characters) to value (at most {lim['tag_value']} characters).",
+                    "maxProperties": lim["tags"],
+                    "propertyNames": {"minLength": 1, "maxLength": lim["tag_key"]},
+                    "additionalProperties": {"maxLength": lim["tag_value"]},
+                },
+            },
+        },
+        "ApplicationResponse": {
+            "description": "An application (a Pinpoint project).",
+            "required": ["tags", "CreationDate"],
+            "properties": {
+                "Arn": {
+                    "description": "`arn:aws:mobiletargeting:<LODESTAR_REGION>:"
+                    "<LODESTAR_ACCOUNT_ID>:apps/<Id>`.",
+                },
+                "Id": {"description": "The application id, as in `/v1/apps/{application-id}`."},
+                "Name": {"description": "The display name."},
+                "tags": {"description": "The application's tags."},
+                "CreationDate": {"format": "date-time", "description": "When it was created."},
+            },
+        },
+        "ApplicationsResponse": {
+            "description": "A page of applications, oldest first.",
+            "required": ["Item"],
+            "properties": {
+                "Item": {"description": "The applications of this page."},
+                "NextToken": {
+                    "description": "Pass as `token` to get the next page; absent on the last.",
+                },
+            },
+        },
+        "EndpointDemographic": {
+            "description": "Device and locale of an endpoint.",
+            "properties": {
+                "AppVersion": {"description": "Version of the app on the device."},
+                "Locale": {"description": "ISO 639-1 language and ISO 3166-1 country, "
+                           "e.g. `en_US`."},
+                "Make": {"description": "Manufacturer, e.g. `apple`."},
+                "Model": {"description": "Model, e.g. `iPhone`."},
+                "ModelVersion": {"description": "Model version."},
+                "Platform": {"description": "Platform, e.g. `ios`."},
+                "PlatformVersion": {"description": "Platform version."},
+                "Timezone": {"description": "Time zone name, e.g. `America/Los_Angeles`."},
+            },
+        },
+        "EndpointLocation": {
+            "description": "Where an endpoint is. Coordinates are rounded to one decimal place.",
+            "properties": {
+                "City": {"description": "City."},
+                "Country": {
+                    "pattern": "^[A-Za-z]{2}$",
+                    "description": "ISO 3166-1 alpha-2 code, e.g. `US` (stored upper-case).",
+                },
+                "Latitude": {"minimum": -90, "maximum": 90, "description": "Latitude."},
+                "Longitude": {"minimum": -180, "maximum": 180, "description": "Longitude."},
+                "PostalCode": {"description": "Postal or ZIP code."},
+                "Region": {"description": "Region, e.g. a state or province."},
+            },
+        },
+        "EndpointUser": {
+            "description": "The user an endpoint belongs to.",
+            "properties": {
+                "UserAttributes": {
+                    "description": f"User attributes: a name (at most "
+                    f"{lim['attr_name_length']} characters) maps to at most "
+                    f"{lim['values_per_attr']} values of at most {lim['attr_value_length']} "
+                    "characters.",
+                    "propertyNames": {**_NAME_KEYS, "maxLength": lim["attr_name_length"]},
+                    "additionalProperties": {
+                        "maxItems": lim["values_per_attr"],
+                        "items": {"maxLength": lim["attr_value_length"]},
+                    },
+                },
+                "UserId": {"description": "The user's id (GetUserEndpoints' `user-id`)."},
+            },
+        },
+        "ChannelType": {"description": "Pinpoint's channel types."},
+    }
+
+
+_APP_ID = "The application (project) id."
+_ENDPOINT_ID = {
+    "description": "The endpoint id; it cannot contain `$`, `{` or `}`.",
+    "schema": {"minLength": 1},
+}
+_USER_ID = {"description": "The endpoint's `User.UserId`."}
+_ANY_KEY = "an admin key, or a key of this application"
+
+
+def _pinpoint_ops(lim: Mapping[str, Any]) -> dict[str, _PinpointOp]:
+    """Lodestar's knowledge of each Pinpoint operation it serves, in route-table order."""
+    from lodestar.api.apps import ACCESS_KEY_HEADER, SECRET_KEY_HEADER
+    from lodestar.core.endpoint_commands import AttributeType
+
+    no_app = "The application does not exist (answered after authentication)."
+    signed_too_large = f"A SigV4-signed body larger than {lim['signed_body_mb']} MB."
+    return {
+        "CreateApp": _PinpointOp(
+            tag="Apps", summary="Create an application",
+            description="Creates an application and its first app key. The key is answered "
+            "only here, in two extra headers (boto3 exposes them in ResponseMetadata).",
+            who="an admin key",
+            errors={400: "The body is not JSON, Name is missing or blank, or tags break a limit.",
+                    403: None, 413: signed_too_large, 500: None},
+            success="The application created.",
+            headers={
+                ACCESS_KEY_HEADER: {"description": "The new application's first access key id.",
+                                    "schema": {"type": "string"}},
+                SECRET_KEY_HEADER: {"description": "Its secret access key, sent only here.",
+                                    "schema": {"type": "string"}},
+                "Cache-Control": {"description": "`no-store`.", "schema": {"type": "string"}},
+            },
+        ),
+        "GetApps": _PinpointOp(
+            tag="Apps", summary="List applications",
+            description="Lists applications, oldest first, a page at a time.",
+            who="an admin key",
+            errors={400: "page-size is not a whole number in range, or token is not one of ours.",
+                    403: None, 500: None},
+            success="A page of applications.",
+            parameters={
+                "page-size": {
+                    "description": "How many applications per page.",
+                    "schema": {"type": "integer", "minimum": 1,
+                               "maximum": lim["max_page_size"], "default": lim["page_size"]},
+                },
+                "token": {"description": "The NextToken of the previous page."},
+            },
+        ),
+        "GetApp": _PinpointOp(
+            tag="Apps", summary="Get an application", description="Reads one application.",
+            who=_ANY_KEY, errors={403: None, 404: "No such application.", 500: None},
+            success="The application.",
+        ),
+        "DeleteApp": _PinpointOp(
+            tag="Apps", summary="Delete an application",
+            description="Deletes an application and all its API keys.",
+            who="an admin key", errors={403: None, 404: "No such application.", 500: None},
+            success="The application as it was.",
+        ),
+        "PutEvents": _PinpointOp(
+            tag="Events", summary="Record events",
+            description="Records events and, when an EventsBatch carries a non-empty Endpoint, "
+            "creates or updates that endpoint first. Each endpoint and each event is answered "
+            "on its own (202 or 400) in the EventsResponse; accepted events are published to "
+            "Kafka before the answer.",
+            who=_ANY_KEY,
+            errors={400: "The body is not JSON, has no BatchItem map, or holds more than "
+                    f"{lim['events_per_request']} events.",
+                    403: None, 404: no_app,
+                    413: f"The body is larger than {lim['put_events_bytes'] // (1024 * 1024)} MB "
+                    f"(or, signed, {lim['signed_body_mb']} MB).",
+                    500: "The events could not be stored; none was accepted. Retry."},
+            success="Accepted; per-item outcomes inside.",
+        ),
+        "UpdateEndpointsBatch": _PinpointOp(
+            tag="Endpoints", summary="Create or update endpoints",
+            description=f"Creates or updates up to {lim['batch_items']} endpoints. A user "
+            "has at most 15 endpoints.",
+            who=_ANY_KEY,
+            errors={400: "An item is invalid (the message names it), or a user would have "
+                    "more than 15 endpoints.",
+                    403: None, 404: no_app, 413: signed_too_large, 500: None},
+            success="Accepted; the engine applies the changes in order per endpoint.",
+        ),
+        "UpdateEndpoint": _PinpointOp(
+            tag="Endpoints", summary="Create or update an endpoint",
+            description="Creates the endpoint or updates the fields sent. A user has at most "
+            "15 endpoints.",
+            who=_ANY_KEY,
+            errors={400: "The body or the endpoint id is invalid, or the user would have more "
+                    "than 15 endpoints.",
+                    403: None, 404: no_app, 413: signed_too_large, 500: None},
+            success="Accepted; the engine applies the change.",
+            parameters={"endpoint-id": {**_ENDPOINT_ID,
+                                        "schema": {"minLength": 1, "pattern": r"^[^${}]+$"}}},
+        ),
+        "GetEndpoint": _PinpointOp(
+            tag="Endpoints", summary="Get an endpoint", description="Reads one endpoint.",
+            who=_ANY_KEY, errors={403: None, 404: "No such endpoint (or application).",
+                                  500: None},
+            success="The endpoint.", parameters={"endpoint-id": _ENDPOINT_ID},
+        ),
+        "DeleteEndpoint": _PinpointOp(
+            tag="Endpoints", summary="Delete an endpoint",
+            description="Deletes an endpoint; answers it as it was.",
+            who=_ANY_KEY, errors={403: None, 404: "No such endpoint (or application).",
+                                  500: None},
+            success="Accepted; the endpoint as it was.",
+            parameters={"endpoint-id": _ENDPOINT_ID},
+        ),
+        "GetUserEndpoints": _PinpointOp(
+            tag="Users", summary="Get a user's endpoints",
+            description="Reads every endpoint whose User.UserId is `user-id`.",
+            who=_ANY_KEY, errors={403: None, 404: "The user has no endpoint (or no such "
+                                  "application).", 500: None},
+            success="The user's endpoints.", parameters={"user-id": _USER_ID},
+        ),
+        "DeleteUserEndpoints": _PinpointOp(
+            tag="Users", summary="Delete a user's endpoints",
+            description="Deletes every endpoint whose User.UserId is `user-id`.",
+            who=_ANY_KEY, errors={403: None, 404: "The user has no endpoint (or no such "
+                                  "application).", 500: None},
+            success="Accepted; the endpoints as they were.", parameters={"user-id": _USER_ID},
+        ),
+        "RemoveAttributes": _PinpointOp(
+            tag="Endpoints", summary="Remove attributes from every endpoint",
+            description="Removes the named attributes of one type from every endpoint of the "
+            "application.",
+            who=_ANY_KEY,
+            errors={400: "Unknown attribute-type, or Blacklist is not a list of names.",
+                    403: None, 404: no_app, 413: signed_too_large, 500: None},
+            success="The attributes removed.",
+            parameters={"attribute-type": {
+                "description": "Which attributes to remove.",
+                "schema": {"enum": [t.value for t in AttributeType]},
+            }},
+        ),
+    }
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into ``base`` (nested mappings merge; other values replace)."""
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = json.loads(json.dumps(value))  # a copy
+    return base
+
+
+def _ref(name: str, kind: str = "schemas") -> dict[str, Any]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+class _Shapes:
+    """botocore shapes translated to JSON Schema; structures and enums become components."""
+
+    _SCALARS = {
+        "string": {"type": "string"},
+        "integer": {"type": "integer"},
+        "long": {"type": "integer"},
+        "double": {"type": "number"},
+        "float": {"type": "number"},
+        "boolean": {"type": "boolean"},
+        "timestamp": {"type": "string", "format": "date-time"},
+    }
+
+    def __init__(self) -> None:
+        self.components: dict[str, dict[str, Any]] = {}
+
+    def inline(self, shape: Any) -> dict[str, Any]:
+        kind = shape.type_name
+        if kind == "structure" or (kind == "string" and shape.enum):
+            self.component(shape)
+            return _ref(shape.name)
+        if kind == "list":
+            return {"type": "array", "items": self.inline(shape.member)}
+        if kind == "map":
+            out: dict[str, Any] = {"type": "object"}
+            if shape.key.enum:
+                out["propertyNames"] = {"enum": list(shape.key.enum)}
+            out["additionalProperties"] = self.inline(shape.value)
+            return out
+        if kind not in self._SCALARS:
+            raise ValueError(f"no JSON Schema for botocore type {kind!r} ({shape.name})")
+        return dict(self._SCALARS[kind])
+
+    def component(self, shape: Any) -> None:
+        if shape.name in self.components:
+            return
+        if shape.type_name == "string":
+            self.components[shape.name] = {"type": "string", "enum": list(shape.enum)}
+            return
+        schema: dict[str, Any] = {"type": "object"}
+        self.components[shape.name] = schema  # before members: shapes may recurse
+        if shape.required_members:
+            schema["required"] = list(shape.required_members)
+        schema["properties"] = {
+            name: self.inline(member) for name, member in shape.members.items()
+        }
+
+
+def _apply_overlay(components: dict[str, dict[str, Any]], overlay: Mapping[str, Any]) -> None:
+    for name, extra in overlay.items():
+        if name not in components:
+            raise ValueError(f"overlay for {name}, which no documented operation uses")
+        schema = components[name]
+        properties = schema.get("properties", {})
+        unknown = set(extra.get("properties", {})) - set(properties)
+        if unknown:
+            raise ValueError(f"overlay of {name} names fields the model lacks: {unknown}")
+        required = list(schema.get("required", []))
+        required += [r for r in extra.get("required", []) if r not in required]
+        for field_name, keywords in extra.get("properties", {}).items():
+            prop = properties[field_name]
+            if "$ref" in prop and set(keywords) - {"description"}:
+                raise ValueError(f"{name}.{field_name} is a $ref: only its description may be set")
+            _merge(prop, keywords)
+        updated = {"description": extra.get("description"), **schema, "required": required}
+        components[name] = {
+            k: updated[k]
+            for k in ("description", "type", "enum", "required", "properties")
+            if updated.get(k)
+        }
+
+
+def _error_responses() -> dict[str, Any]:
+    from lodestar.api.errors import ErrorType
+
+    what = {
+        ErrorType.BAD_REQUEST: "The request is invalid; Message says what to fix.",
+        ErrorType.FORBIDDEN: "No credentials, bad credentials, a revoked key, or a key not "
+        "allowed to call this (an app key outside its application, or on an admin "
+        "operation). Message says what to fix.",
+        ErrorType.NOT_FOUND: "The resource does not exist, or no route serves the path.",
+        ErrorType.METHOD_NOT_ALLOWED: "A served path called with a method it does not serve.",
+        ErrorType.PAYLOAD_TOO_LARGE: "The request body is too large.",
+        ErrorType.TOO_MANY_REQUESTS: "Pinpoint's throttling answer. Lodestar does not throttle "
+        "and does not send it yet; Pinpoint clients retry on it.",
+        ErrorType.INTERNAL: "Lodestar failed to handle the request; retry it, and see the API "
+        "log.",
+    }
+    return {
+        kind.value.removesuffix("Exception"): {
+            "description": what[kind],
+            "x-status": kind.status,
+            "headers": {
+                "x-amzn-ErrorType": {
+                    "description": "Pinpoint's exception name, which boto3 and Amplify read.",
+                    "required": True,
+                    "schema": {"type": "string", "const": kind.value},
+                },
+                "x-amzn-RequestId": _ref("RequestId", "headers"),
+            },
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+        for kind in ErrorType
+    }
+
+
+def _operation(model: Any, op_id: str, extra: _PinpointOp, shapes: _Shapes) -> dict[str, Any]:
+    from lodestar.api.errors import ErrorType
+
+    op_model = model.operation_model(op_id)
+    out: dict[str, Any] = {
+        "operationId": op_id,
+        "tags": [extra.tag],
+        "summary": extra.summary,
+        "description": f"{extra.description}\n\nPinpoint operation `{op_id}`. Who may call it: "
+        f"{extra.who}.",
+    }
+    parameters: list[dict[str, Any]] = []
+    body_member = op_model.input_shape.serialization.get("payload")
+    unknown = set(extra.parameters)
+    for member in op_model.input_shape.members.values():
+        where = member.serialization.get("location")
+        if where not in ("uri", "querystring"):
+            continue
+        name = member.serialization["name"]
+        unknown.discard(name)
+        param: dict[str, Any] = {
+            "name": name,
+            "in": "path" if where == "uri" else "query",
+            "required": where == "uri",
+            "schema": shapes.inline(member),
+        }
+        if name == "application-id":
+            param["description"] = _APP_ID
+        _merge(param, extra.parameters.get(name, {}))
+        parameters.append({k: param[k] for k in ("name", "in", "description", "required",
+                                                  "schema") if k in param})
+    if unknown:
+        raise ValueError(f"{op_id}: the model has no parameters {unknown}")
+    if parameters:
+        out["parameters"] = parameters
+    if body_member:
+        body_shape = op_model.input_shape.members[body_member]
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": shapes.inline(body_shape)}},
+        }
+    status = str(op_model.http["responseCode"])
+    success: dict[str, Any] = {
+        "description": extra.success,
+        "headers": {"x-amzn-RequestId": _ref("RequestId", "headers"), **extra.headers},
+    }
+    payload = op_model.output_shape.serialization.get("payload")
+    if payload:
+        schema = shapes.inline(op_model.output_shape.members[payload])
+        success["content"] = {"application/json": {"schema": schema}}
+    responses: dict[str, Any] = {status: success}
+    kinds = {kind.status: kind for kind in ErrorType}
+    modelled = {e.name for e in op_model.error_shapes}
+    for code, text in sorted(extra.errors.items()):
+        kind = kinds[code]
+        if kind.value not in modelled:
+            raise ValueError(f"{op_id}: Pinpoint's model has no {kind.value} for it")
+        answer = _ref(kind.value.removesuffix("Exception"), "responses")
+        if text:
+            answer["description"] = text
+        responses[str(code)] = answer
+    out["responses"] = responses
+    return out
+
+
+def _lodestar_paths() -> dict[str, dict[str, Any]]:
+    """Routes of Lodestar's own (no Pinpoint counterpart, no credentials)."""
+    return {
+        "/healthz": {"get": {
+            "operationId": "GetHealth",
+            "tags": ["Lodestar"],
+            "summary": "Liveness check",
+            "description": "Answers 200 while the API process serves requests. Needs no "
+            "credentials.",
+            "security": [],
+            "responses": {"200": {
+                "description": "The API is up.",
+                "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["status"],
+                    "properties": {"status": {"const": "ok"}},
+                }}},
+            }},
+        }},
+        "/openapi.json": {"get": {
+            "operationId": "GetOpenApiDocument",
+            "tags": ["Lodestar"],
+            "summary": "This OpenAPI document",
+            "description": "The OpenAPI 3.1 document of this API (also `docs/openapi.json` in "
+            "the repository). Needs no credentials.",
+            "security": [],
+            "responses": {"200": {
+                "description": "The document.",
+                "content": {OPENAPI_MEDIA_TYPE: {"schema": {"type": "object"}}},
+            }},
+        }},
+        "/docs": {"get": {
+            "operationId": "GetApiDocs",
+            "tags": ["Lodestar"],
+            "summary": "This document as an HTML page",
+            "description": "A self-contained HTML page (no script, no external asset) listing "
+            "the operations, errors and schemas. Needs no credentials.",
+            "security": [],
+            "responses": {"200": {
+                "description": "The page.",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }},
+        }},
+    }
+
+
+def _info_description() -> str:
+    from lodestar.api.errors import ErrorType
+
+    errors = ", ".join(f"{k.status} `{k.value}`" for k in ErrorType)
+    return (
+        "Lodestar's HTTP API follows Amazon Pinpoint's REST API (2016-12-01, `rest-json`): "
+        "the same paths, operation ids, JSON field names and status codes, so boto3's "
+        "`pinpoint` client and the AWS CLI work against it given `endpoint_url` and a Lodestar "
+        "access key. Bodies are the payload structures themselves, never wrapped in a key "
+        "named after the shape.\n\n"
+        "Errors answer `{\"Message\", \"RequestID\"}` with Pinpoint's exception name in the "
+        f"`x-amzn-ErrorType` header: {errors}. Under `/v1/` authentication comes first: a "
+        "request without valid credentials is answered 403 whatever the path. Then a path no "
+        "route serves answers 404 and a served path called with another method 405. Lodestar "
+        "does not throttle, so it never answers 429.\n\n"
+        "Only the operations listed here are served; Pinpoint's others (segments, campaigns, "
+        "journeys, templates, messages, analytics, channels, ...) answer 404."
+    )
+
+
+def build_document() -> dict[str, Any]:
+    """Build the document from botocore's ``pinpoint`` model and Lodestar's overlay.
+
+    Needs botocore (a test/dev dependency); the API never calls this.
+    """
+    import botocore.session
+
+    import lodestar
+    from lodestar.core.endpoint_request import ChannelType
+
+    model = botocore.session.get_session().get_service_model("pinpoint")
+    lim = _limits()
+    shapes = _Shapes()
+    paths: dict[str, dict[str, Any]] = {"/healthz": _lodestar_paths()["/healthz"]}
+    for op_id, extra in _pinpoint_ops(lim).items():
+        http = model.operation_model(op_id).http
+        paths.setdefault(http["requestUri"], {})[http["method"].lower()] = _operation(
+            model, op_id, extra, shapes
+        )
+    for path, item in _lodestar_paths().items():
+        paths.setdefault(path, item)
+
+    error_shapes = {e.name: e for e in model.operation_model("PutEvents").error_shapes}
+    members = {tuple(e.members) for e in error_shapes.values()}
+    if members != {("Message", "RequestID")}:
+        raise ValueError(f"Pinpoint's exceptions changed shape: {members}")
+    schemas = shapes.components
+    _apply_overlay(schemas, _schema_overlay(lim))
+    if schemas["ChannelType"]["enum"] != [c.value for c in ChannelType]:
+        raise ValueError("lodestar.core ChannelType differs from Pinpoint's model")
+    shapes.component(error_shapes["BadRequestException"])
+    exception = schemas.pop("BadRequestException")
+    schemas["Error"] = {
+        "description": "Every error's body. The exception name is in `x-amzn-ErrorType`.",
+        "type": "object",
+        "required": ["Message", "RequestID"],
+        "properties": {
+            name: {**exception["properties"][name], "description": text}
+            for name, text in (("Message", "What went wrong and what to do about it."),
+                               ("RequestID", "The id of the request."))
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Lodestar HTTP API",
+            "version": lodestar.__version__,
+            "summary": "Amazon Pinpoint's REST API, served by Lodestar.",
+            "description": _info_description(),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "servers": [{"url": "/", "description": "The Lodestar API serving this document."}],
+        "security": [{"sigv4": []}, {"bearer": []}],
+        "tags": [
+            {"name": "Apps", "description": "Applications (Pinpoint projects)."},
+            {"name": "Events", "description": "Recording events."},
+            {"name": "Endpoints", "description": "Endpoints and their attributes."},
+            {"name": "Users", "description": "All the endpoints of a user."},
+            {"name": "Lodestar", "description": "Lodestar's own routes; no credentials."},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "responses": _error_responses(),
+            "headers": {"RequestId": _REQUEST_ID_HEADER},
+            "securitySchemes": {
+                "sigv4": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "AWS Signature Version 4, as boto3's `pinpoint` client, the "
+                    "AWS CLI and `curl --aws-sigv4` sign: `Authorization: AWS4-HMAC-SHA256 "
+                    "Credential=<access key id>/<yyyymmdd>/<region>/"
+                    f"{lim['service']}/aws4_request, SignedHeaders=..., Signature=...` plus "
+                    "`X-Amz-Date`. Service name `mobiletargeting`, any region name. `host` and "
+                    "`x-amz-date` must be signed, the request time must be within "
+                    f"{lim['skew_minutes']} minutes of the server's, and a signed body is "
+                    f"read whole, up to {lim['signed_body_mb']} MB. OpenAPI has no SigV4 "
+                    "scheme, so it is described as an API key in the `Authorization` header; "
+                    "generic tools cannot sign with it. See docs/authentication.md.",
+                },
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "<access key id>:<secret access key>",
+                    "description": "`Authorization: Bearer <access key id>:<secret access "
+                    "key>`, for clients that cannot sign. The secret itself is sent: use it "
+                    "only over TLS.",
+                },
+            },
+        },
+    }
+
+
+_FIRST_KEYS = ("description", "$ref", "type", "format", "const", "enum", "required")
+
+
+def _tidy(value: Any) -> Any:
+    """Schemas with their description and type keywords first, for readers of the JSON."""
+    if isinstance(value, list):
+        return [_tidy(v) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    first = [k for k in _FIRST_KEYS if k in value] if ("type" in value or "$ref" in value) else []
+    rest = [k for k in value if k not in first]
+    return {k: _tidy(value[k]) for k in (*first, *rest)}
+
+
+def render(doc: Mapping[str, Any]) -> str:
+    """The document as committed: 2-space indented UTF-8 JSON and a final newline."""
+    return json.dumps(_tidy(doc), indent=2, ensure_ascii=False) + "\n"
+
+
+def _repo_docs_path() -> Path:
+    return Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+
+
+def _targets() -> Iterable[Path]:
+    return (DOCUMENT_PATH, _repo_docs_path())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lodestar.api.openapi",
+        description="Build the API's OpenAPI document from botocore's pinpoint model.",
+    )
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true",
+                        help="write the package copy and docs/openapi.json")
+    action.add_argument("--check", action="store_true",
+                        help="exit 1 when either committed copy is not current")
+    args = parser.parse_args(argv)
+    text = render(build_document())
+    if args.write:
+        for path in _targets():
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+    if args.check:
+        stale = [p for p in _targets() if not p.exists() or p.read_text("utf-8") != text]
+        for path in stale:
+            print(f"{path} is not current: run python -m lodestar.api.openapi --write",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
