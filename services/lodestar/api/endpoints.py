@@ -26,7 +26,6 @@ from lodestar.api.event_publisher import EventPublisher
 from lodestar.control import endpoint_read_model as read_model
 from lodestar.core.endpoint_commands import (
     AttributeType,
-    deactivate_command,
     delete_command,
     remove_attributes_command,
     upsert_command,
@@ -38,8 +37,7 @@ from lodestar.core.endpoint_request import (
     parse_endpoint_id,
     parse_endpoint_request,
 )
-
-MAX_ENDPOINTS_PER_USER = 15
+from lodestar.core.endpoint_rules import address_takeover, check_user_capacity
 
 
 def _now_ms() -> int:
@@ -75,29 +73,18 @@ async def _address_and_user_commands(
 ) -> list[dict[str, Any]]:
     """DEACTIVATE commands for endpoints whose Address is taken; raises on the user cap."""
     pool = request.app.state.pool
-    commands: list[dict[str, Any]] = []
     now = _now_ms()
-    new_per_user: dict[str, set[str]] = {}
+    commands: list[dict[str, Any]] = []
+    adding: dict[str, set[str]] = {}
     for endpoint_id, item in items:
         if item.user is not None and item.user.user_id:
-            new_per_user.setdefault(item.user.user_id, set()).add(endpoint_id)
-        if item.address is None:
-            continue
-        for holder in await read_model.endpoints_with_address(pool, app_id, item.address):
-            if holder != endpoint_id:
-                commands.append(deactivate_command(
-                    app_id, holder, f"address taken by endpoint {endpoint_id}",
-                    f"{request_id}:deactivate:{holder}", now,
-                ))  # fmt: skip
-    for user_id, endpoint_ids in new_per_user.items():
-        existing = {e["Id"] for e in await read_model.user_endpoints(pool, app_id, user_id)}
-        total = len(existing | endpoint_ids)
-        if total > MAX_ENDPOINTS_PER_USER:
-            raise EndpointRequestError(
-                "User.UserId",
-                f"a user has at most {MAX_ENDPOINTS_PER_USER} endpoints; user {user_id!r} "
-                f"would have {total}. Delete some with DeleteEndpoint first.",
-            )
+            adding.setdefault(item.user.user_id, set()).add(endpoint_id)
+        if item.address is not None:
+            holders = await read_model.endpoints_with_address(pool, app_id, item.address)
+            commands += address_takeover(app_id, endpoint_id, holders, request_id, now)
+    for user_id, endpoint_ids in adding.items():
+        existing = [e["Id"] for e in await read_model.user_endpoints(pool, app_id, user_id)]
+        check_user_capacity(user_id, existing, endpoint_ids)
     return commands
 
 
