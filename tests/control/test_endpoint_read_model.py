@@ -8,7 +8,9 @@ import pytest
 
 from lodestar.control.endpoint_read_model import (
     apply_changes,
+    endpoint_ids_of_users,
     get_endpoint,
+    holders_of_addresses,
     newest_per_endpoint,
     row_from_change,
     user_endpoints,
@@ -26,7 +28,8 @@ def change(endpoint_id: str, ts: int, *, user: str | None = "u1", kind: str = "U
     if kind == "DELETED":
         c["endpoint"] = None
     else:
-        c["endpoint"].update(id=endpoint_id, attributes={"plan": [plan]}, user={"user_id": user})
+        c["endpoint"].update(id=endpoint_id, attributes={"plan": [plan]}, user={"user_id": user},
+                             address=f"{endpoint_id}@example.com", endpoint_status="ACTIVE")
     return c
 
 
@@ -59,5 +62,13 @@ async def test_read_model_upserts_orders_and_keeps_tombstones(postgres_dsn: str)
         assert await get_endpoint(pool, app, "b") is None
         assert [e["Id"] for e in await user_endpoints(pool, app, "u1")] == ["a"]
         assert await get_endpoint(pool, "other-app", "a") is None
+
+        # batch lookups for the cross-endpoint rules
+        assert await endpoint_ids_of_users(pool, app, ["u1", "u2", "nobody"]) == {
+            "u1": ["a"], "u2": ["c"]
+        }
+        assert await holders_of_addresses(pool, app, ["a@example.com", "b@example.com"]) == {
+            "a@example.com": ["a"]  # b is deleted
+        }
     finally:
         await pool.close()

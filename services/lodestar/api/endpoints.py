@@ -71,20 +71,27 @@ def _not_found(what: str, request_id: str) -> Response:
 async def _address_and_user_commands(
     request: Request, app_id: str, items: list[tuple[str, EndpointRequest]], request_id: str
 ) -> list[dict[str, Any]]:
-    """DEACTIVATE commands for endpoints whose Address is taken; raises on the user cap."""
+    """DEACTIVATE commands for endpoints whose Address is taken; raises on the user cap.
+
+    Two read-model queries per request, whatever the number of items.
+    """
     pool = request.app.state.pool
-    now = _now_ms()
-    commands: list[dict[str, Any]] = []
     adding: dict[str, set[str]] = {}
     for endpoint_id, item in items:
         if item.user is not None and item.user.user_id:
             adding.setdefault(item.user.user_id, set()).add(endpoint_id)
-        if item.address is not None:
-            holders = await read_model.endpoints_with_address(pool, app_id, item.address)
-            commands += address_takeover(app_id, endpoint_id, holders, request_id, now)
-    for user_id, endpoint_ids in adding.items():
-        existing = [e["Id"] for e in await read_model.user_endpoints(pool, app_id, user_id)]
-        check_user_capacity(user_id, existing, endpoint_ids)
+    if adding:
+        existing = await read_model.endpoint_ids_of_users(pool, app_id, adding)
+        for user_id, endpoint_ids in adding.items():
+            check_user_capacity(user_id, existing.get(user_id, []), endpoint_ids)
+    taken = [(e, i.address) for e, i in items if i.address is not None]
+    if not taken:
+        return []
+    holders = await read_model.holders_of_addresses(pool, app_id, [a for _, a in taken])
+    now = _now_ms()
+    commands: list[dict[str, Any]] = []
+    for endpoint_id, address in taken:
+        commands += address_takeover(app_id, endpoint_id, holders.get(address, []), request_id, now)
     return commands
 
 

@@ -113,12 +113,32 @@ async def user_endpoints(pool: asyncpg.Pool, app_id: str, user_id: str) -> list[
     return [json.loads(r["endpoint"]) for r in rows]
 
 
-async def endpoints_with_address(pool: asyncpg.Pool, app_id: str, address: str) -> list[str]:
-    """Ids of the app's live ACTIVE endpoints holding ``address``."""
+async def holders_of_addresses(
+    pool: asyncpg.Pool, app_id: str, addresses: Iterable[str]
+) -> dict[str, list[str]]:
+    """Address → ids of the app's live ACTIVE endpoints holding it (one query)."""
     rows = await pool.fetch(
-        "SELECT endpoint_id FROM endpoint_read_model"
-        " WHERE app_id = $1 AND address = $2 AND NOT deleted"
+        "SELECT address, endpoint_id FROM endpoint_read_model"
+        " WHERE app_id = $1 AND address = ANY($2::text[]) AND NOT deleted"
         " AND endpoint->>'EndpointStatus' = 'ACTIVE'",
-        app_id, address,
+        app_id, sorted(set(addresses)),
     )
-    return [r["endpoint_id"] for r in rows]
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["address"], []).append(r["endpoint_id"])
+    return out
+
+
+async def endpoint_ids_of_users(
+    pool: asyncpg.Pool, app_id: str, user_ids: Iterable[str]
+) -> dict[str, list[str]]:
+    """User id → ids of the user's live endpoints (one query)."""
+    rows = await pool.fetch(
+        "SELECT user_id, endpoint_id FROM endpoint_read_model"
+        " WHERE app_id = $1 AND user_id = ANY($2::text[]) AND NOT deleted",
+        app_id, sorted(set(user_ids)),
+    )
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["user_id"], []).append(r["endpoint_id"])
+    return out
