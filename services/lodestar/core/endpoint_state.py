@@ -83,6 +83,10 @@ class EndpointState:
     session_count: int = 0
     session_total_ms: int = 0
     counters: BehaviourCounters = EMPTY
+    applied_offsets: Mapping[str, int] = field(default_factory=dict)
+    """Per input kind (``event``, ``command``): the Kafka offset of the last input
+    applied. All of an endpoint's inputs of one kind come from one partition in
+    offset order, so a replayed input (offset ≤ this) is skipped, not applied twice."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-compatible table value; ``from_dict`` restores it exactly."""
@@ -116,6 +120,7 @@ class EndpointState:
             "session_count": self.session_count,
             "session_total_ms": self.session_total_ms,
             "counters": self.counters.to_dict(),
+            "applied_offsets": dict(self.applied_offsets),
         }
 
     @classmethod
@@ -157,6 +162,7 @@ class EndpointState:
             session_count=int(data.get("session_count", 0)),
             session_total_ms=int(data.get("session_total_ms", 0)),
             counters=BehaviourCounters.from_dict(data.get("counters")),
+            applied_offsets={k: int(v) for k, v in (data.get("applied_offsets") or {}).items()},
         )
 
 

@@ -12,7 +12,9 @@
 It returns the final state, whether it must be written, the
 ``lodestar.v1.EndpointChange`` records to publish (one per published change,
 in order) and the inputs that were refused, with the reason (the adapter
-dead-letters them), and the user-attribute changes a client made through this
+dead-letters them), how many inputs were skipped as replays (their Kafka
+offset is not past the endpoint's ``applied_offsets``: exactly-once state
+after a worker crash or rebalance), and the user-attribute changes a client made through this
 endpoint (``user_attribute_changes``: user id → changed keys with their new
 values) for the user index to copy to the user's other endpoints. Pure: no
 I/O, no clock.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -49,10 +51,14 @@ class InputKind(StrEnum):
 
 @dataclass(frozen=True)
 class ProfileInput:
-    """A decoded record of ``events`` (an Event) or ``endpoint-commands`` (an EndpointCommand)."""
+    """A decoded record of ``events`` (an Event) or ``endpoint-commands`` (an EndpointCommand).
+
+    ``offset`` is its Kafka offset (None when unknown: always applied).
+    """
 
     kind: InputKind
     record: Mapping[str, Any]
+    offset: int | None = None
 
 
 @dataclass
@@ -61,6 +67,7 @@ class FoldResult:
     dirty: bool = False
     changes: list[dict[str, Any]] = field(default_factory=list)
     refused: list[tuple[ProfileInput, str]] = field(default_factory=list)
+    replayed: int = 0
     user_attribute_changes: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
 
 
@@ -101,6 +108,15 @@ def fold_endpoint(
     """Apply ``inputs`` (all for this endpoint, in arrival order) to ``state``."""
     result = FoldResult(state)
     pending_events: list[Mapping[str, Any]] = []
+    marks = dict(state.applied_offsets) if state is not None else {}
+    fresh: list[ProfileInput] = []
+    for item in inputs:
+        if item.offset is not None and item.offset <= marks.get(item.kind.value, -1):
+            result.replayed += 1
+            continue
+        if item.offset is not None:
+            marks[item.kind.value] = item.offset
+        fresh.append(item)
 
     def take(outcome: ProfileOutcome, item: ProfileInput) -> None:
         if isinstance(outcome, Rejected):
@@ -118,7 +134,7 @@ def fold_endpoint(
             pending_events.clear()
 
     last_event: ProfileInput | None = None
-    for item in inputs:
+    for item in fresh:
         record = item.record
         if item.kind is InputKind.EVENT:
             if record.get("endpoint_request"):
@@ -140,6 +156,9 @@ def fold_endpoint(
         else:
             result.refused.append((item, f"{kind} is not a per-endpoint command"))
     flush_events(last_event)
+    if result.state is not None and marks != dict(result.state.applied_offsets):
+        result.state = replace(result.state, applied_offsets=marks)
+        result.dirty = True
     return result
 
 

@@ -130,7 +130,7 @@ class ProfileAgent:
                 await self.dead_letters.publish(topic, source_of(event), letter)
                 continue
             kind = InputKind.EVENT if topic is Topic.EVENTS else InputKind.COMMAND
-            item = ProfileInput(kind, record)
+            item = ProfileInput(kind, record, event.message.offset)
             part = work.setdefault(event.message.partition, PartitionWork(event))
             part.last_event = event
             part.sources[id(item)] = event
