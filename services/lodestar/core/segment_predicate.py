@@ -1,0 +1,427 @@
+"""A ``SegmentDefinition`` compiled once into a predicate over ``EndpointState``.
+
+``compile_segment(definition)`` gives a ``CompiledSegment`` with
+
+- ``matches(state, now_ms, memberships)``: whether the endpoint is in the
+  segment at ``now_ms``; ``memberships`` maps source segment ids to current
+  membership (absent: not a member);
+- ``inputs``: the change names (``ProfileChange.changed_fields`` /
+  ``behaviour_changed`` spellings, plus ``Segment.<id>`` for source segments)
+  the answer depends on — a change naming none of them cannot change it;
+- ``next_flip_ms(state, now_ms)``: the earliest time after ``now_ms`` at which
+  the answer could change with no new input (``None``: never). It may be
+  earlier than the real flip, never later;
+- ``counter_types``: the ``PerformedCondition`` counter types that carry an
+  attribute filter, which the engine must record (``derived_counter_types``).
+
+Semantics (Lodestar's reading where Pinpoint leaves it open):
+
+- Attributes / UserAttributes: a missing key has no values. INCLUSIVE: some
+  value is one of Values; EXCLUSIVE: no value is; CONTAINS: some value contains
+  one of Values. BEFORE / AFTER / BETWEEN / ON read each endpoint value as an
+  ISO-8601 instant (values that do not parse are ignored) and hold when some
+  value is strictly before / strictly after / within (inclusive) / on the same
+  UTC calendar date as one of the Values.
+- Recency: ACTIVE when ``last_active_ms >= now - Duration``; INACTIVE otherwise
+  (an endpoint never active is INACTIVE).
+- Demographic: AppVersion, Make, Model, Platform compare the Demographic field
+  exactly; Channel compares ChannelType; DeviceType compares ``device_type``
+  (MOBILE for the push channels APNS*, GCM, ADM, BAIDU, PUSH; else none).
+  INCLUSIVE needs the field set and in Values; EXCLUSIVE holds when it is not
+  in Values (also when unset). Location.Country likewise.
+- GPSPoint: great-circle (haversine) distance on a sphere of radius 6371.0088 km
+  from the endpoint's Latitude/Longitude is at most RangeInKilometers; an
+  endpoint without coordinates does not match.
+- Metrics: a missing metric does not match.
+- Performed: ``count_since(counters, counter_type, now - window, now)``
+  compared with Count. NotPerformedSince: the type's last seen is absent or
+  before Since. FirstSeen / LastSeen: first/last seen of the type (or the
+  endpoint's CreationDate / LastActive) is before Before and after After;
+  absent never matches.
+- Groups: see ``segment_definition.SegmentGroup``; Include combines the groups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from lodestar.core.behaviour_counters import DAY_MS, HOUR_MS, count_since, first_seen, last_seen
+from lodestar.core.endpoint_request import ChannelType
+from lodestar.core.endpoint_state import EndpointState
+from lodestar.core.segment_definition import (
+    AttributeCondition,
+    AttributeType,
+    Combine,
+    Comparison,
+    Condition,
+    CountOperator,
+    Dimensions,
+    GpsCondition,
+    MetricCondition,
+    NotPerformedSinceCondition,
+    PerformedCondition,
+    RecencyCondition,
+    SeenCondition,
+    SegmentDefinition,
+    SegmentGroup,
+    SetCondition,
+    TimeRef,
+)
+from lodestar.core.timestamps import EPOCH, MILLISECOND
+
+EARTH_RADIUS_KM = 6371.0088
+SEGMENT_PREFIX = "Segment."
+PUSH_CHANNELS = frozenset({
+    ChannelType.PUSH, ChannelType.GCM, ChannelType.APNS, ChannelType.APNS_SANDBOX,
+    ChannelType.APNS_VOIP, ChannelType.APNS_VOIP_SANDBOX, ChannelType.ADM, ChannelType.BAIDU,
+})
+
+Memberships = Mapping[str, bool]
+_Match = Callable[[EndpointState, int, Memberships], bool]
+_Flip = Callable[[EndpointState, int], int | None]
+
+
+@dataclass(frozen=True)
+class _Node:
+    match: _Match
+    flip: _Flip
+    inputs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CompiledSegment:
+    definition: SegmentDefinition
+    inputs: frozenset[str]
+    counter_types: frozenset[PerformedCondition]
+    _root: _Node
+
+    def matches(self, state: EndpointState, now_ms: int, memberships: Memberships) -> bool:
+        return self._root.match(state, now_ms, memberships)
+
+    def next_flip_ms(self, state: EndpointState, now_ms: int) -> int | None:
+        return self._root.flip(state, now_ms)
+
+
+def compile_segment(definition: SegmentDefinition) -> CompiledSegment:
+    if definition.dimensions is not None:
+        root = _dimensions(definition.dimensions)
+        conditions = list(definition.dimensions.conditions)
+    else:
+        assert definition.segment_groups is not None
+        groups = definition.segment_groups
+        root = _combine(groups.include, [_group(g) for g in groups.groups])
+        conditions = [c for g in groups.groups for d in g.dimensions for c in d.conditions]
+    filtered = frozenset(
+        c for c in conditions if isinstance(c, PerformedCondition) and c.attributes
+    )
+    return CompiledSegment(definition, root.inputs, filtered, root)
+
+
+def derived_counter_types(
+    event_type: str, attributes: Mapping[str, str], filters: Iterable[PerformedCondition]
+) -> list[str]:
+    """The extra counter types an event of ``event_type`` with ``attributes`` counts under."""
+    return sorted({
+        f.counter_type for f in filters
+        if f.event_type == event_type and f.attributes
+        and all(attributes.get(k) == v for k, v in f.attributes)
+    })
+
+
+def device_type(state: EndpointState) -> str | None:
+    return "MOBILE" if state.channel_type in PUSH_CHANNELS else None
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+# --- combinators ------------------------------------------------------------------------
+
+def _const(value: bool) -> _Node:
+    return _Node(lambda s, n, m: value, lambda s, n: None, frozenset())
+
+
+def _combine(how: Combine, nodes: list[_Node]) -> _Node:
+    if not nodes:
+        return _const(True)
+    items = tuple(nodes)
+
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        if how is Combine.ALL:
+            return all(x.match(s, n, m) for x in items)
+        hit = any(x.match(s, n, m) for x in items)
+        return hit if how is Combine.ANY else not hit
+
+    def flip(s: EndpointState, n: int) -> int | None:
+        return _earliest(x.flip(s, n) for x in items)
+
+    return _Node(match, flip, frozenset(i for x in items for i in x.inputs))
+
+
+def _earliest(times: Iterable[int | None]) -> int | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+def _group(group: SegmentGroup) -> _Node:
+    dims = _combine(group.type, [_dimensions(d) for d in group.dimensions])
+    if not group.source_segments:
+        return dims
+    sources = _combine(group.source_type, [_source(s.id) for s in group.source_segments])
+    return _combine(Combine.ALL, [sources, dims])
+
+
+def _source(segment_id: str) -> _Node:
+    return _Node(lambda s, n, m: bool(m.get(segment_id, False)), lambda s, n: None,
+                 frozenset({SEGMENT_PREFIX + segment_id}))
+
+
+def _dimensions(dimensions: Dimensions) -> _Node:
+    return _combine(Combine.ALL, [_condition(c) for c in dimensions.conditions])
+
+
+def _condition(c: Condition) -> _Node:
+    if isinstance(c, AttributeCondition):
+        return _attribute(c)
+    if isinstance(c, RecencyCondition):
+        return _recency(c)
+    if isinstance(c, SetCondition):
+        return _set(c)
+    if isinstance(c, GpsCondition):
+        return _gps(c)
+    if isinstance(c, MetricCondition):
+        return _metric(c)
+    if isinstance(c, PerformedCondition):
+        return _performed(c)
+    if isinstance(c, NotPerformedSinceCondition):
+        return _not_performed(c)
+    return _seen(c)
+
+
+def _no_flip(s: EndpointState, n: int) -> int | None:
+    return None
+
+
+# --- endpoint fields --------------------------------------------------------------------
+
+def _attribute(c: AttributeCondition) -> _Node:
+    def values(s: EndpointState) -> tuple[str, ...]:
+        if c.source == "Attributes":
+            return tuple(s.attributes.get(c.name, ()))
+        return tuple(s.user.user_attributes.get(c.name, ())) if s.user else ()
+
+    wanted = frozenset(c.values)
+    kind = c.type
+
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        have = values(s)
+        if kind is AttributeType.INCLUSIVE:
+            return any(v in wanted for v in have)
+        if kind is AttributeType.EXCLUSIVE:
+            return not any(v in wanted for v in have)
+        if kind is AttributeType.CONTAINS:
+            return any(w in v for v in have for w in c.values)
+        times = [t for t in map(_instant, have) if t is not None]
+        bounds = [ref.at(n) for ref in c.times]
+        if kind is AttributeType.BEFORE:
+            return any(t < bounds[0] for t in times)
+        if kind is AttributeType.AFTER:
+            return any(t > bounds[0] for t in times)
+        if kind is AttributeType.BETWEEN:
+            return any(bounds[0] <= t <= bounds[1] for t in times)
+        days = {b // DAY_MS for b in bounds}
+        return any(t // DAY_MS in days for t in times)
+
+    relative = [ref for ref in c.times if ref.relative]
+
+    def flip(s: EndpointState, n: int) -> int | None:
+        if not relative:
+            return None
+        times = [t for t in map(_instant, values(s)) if t is not None]
+        if not times:
+            return None
+        if kind is AttributeType.ON:
+            days = {t // DAY_MS for t in times}
+            candidates = [(d + k) * DAY_MS - r.ms for d in days for k in (0, 1) for r in relative]
+            return _first_change(match, s, n, candidates)
+        return _first_change(match, s, n, _crossings(times, relative, n))
+
+    return _Node(match, flip, frozenset({f"{c.source}.{c.name}"}))
+
+
+def _crossings(values: Iterable[int], refs: Iterable[TimeRef], now: int) -> list[int]:
+    """Times after ``now`` at which ``now + ref`` reaches or passes one of ``values``."""
+    return [t for v in values for r in refs for t in (v - r.ms, v - r.ms + 1) if t > now]
+
+
+_NO_MEMBERSHIPS: Memberships = {}
+
+
+def _first_change(match: _Match, s: EndpointState, n: int, candidates: Iterable[int]) -> int | None:
+    """The first of ``candidates`` (the only instants a leaf can change) where it does."""
+    now_value = match(s, n, _NO_MEMBERSHIPS)
+    for t in sorted(set(candidates)):
+        if t > n and match(s, t, _NO_MEMBERSHIPS) != now_value:
+            return t
+    return None
+
+
+@lru_cache(maxsize=65_536)
+def _instant(value: str) -> int | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return (parsed - EPOCH) // MILLISECOND
+
+
+def _recency(c: RecencyCondition) -> _Node:
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        active = s.last_active_ms is not None and s.last_active_ms >= n - c.duration_ms
+        return active == c.active
+
+    def flip(s: EndpointState, n: int) -> int | None:
+        if s.last_active_ms is None:
+            return None
+        t = s.last_active_ms + c.duration_ms + 1
+        return t if t > n else None
+
+    return _Node(match, flip, frozenset({"LastActive"}))
+
+
+_SET_FIELDS: Mapping[str, tuple[str, Callable[[EndpointState], str | None]]] = {
+    "AppVersion": ("Demographic.AppVersion",
+                   lambda s: s.demographic.app_version if s.demographic else None),
+    "Make": ("Demographic.Make", lambda s: s.demographic.make if s.demographic else None),
+    "Model": ("Demographic.Model", lambda s: s.demographic.model if s.demographic else None),
+    "Platform": ("Demographic.Platform",
+                 lambda s: s.demographic.platform if s.demographic else None),
+    "Channel": ("ChannelType", lambda s: s.channel_type.value if s.channel_type else None),
+    "DeviceType": ("ChannelType", device_type),
+    "Country": ("Location.Country", lambda s: s.location.country if s.location else None),
+}
+
+
+def _set(c: SetCondition) -> _Node:
+    name, read = _SET_FIELDS[c.field]
+
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        value = read(s)
+        inside = value is not None and value in c.values
+        return inside if c.inclusive else not inside
+
+    return _Node(match, _no_flip, frozenset({name}))
+
+
+def _gps(c: GpsCondition) -> _Node:
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        loc = s.location
+        if loc is None or loc.latitude is None or loc.longitude is None:
+            return False
+        return haversine_km(c.latitude, c.longitude, loc.latitude, loc.longitude) <= c.range_km
+
+    return _Node(match, _no_flip, frozenset({"Location.Latitude", "Location.Longitude"}))
+
+
+_COMPARE: Mapping[Comparison, Callable[[float, float], bool]] = {
+    Comparison.GREATER_THAN: lambda a, b: a > b,
+    Comparison.LESS_THAN: lambda a, b: a < b,
+    Comparison.GREATER_THAN_OR_EQUAL: lambda a, b: a >= b,
+    Comparison.LESS_THAN_OR_EQUAL: lambda a, b: a <= b,
+    Comparison.EQUAL: lambda a, b: a == b,
+}
+
+
+def _metric(c: MetricCondition) -> _Node:
+    compare = _COMPARE[c.operator]
+
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        value = s.metrics.get(c.name)
+        return value is not None and compare(value, c.value)
+
+    return _Node(match, _no_flip, frozenset({f"Metrics.{c.name}"}))
+
+
+# --- behaviour --------------------------------------------------------------------------
+
+_COUNT: Mapping[CountOperator, Callable[[int, int], bool]] = {
+    CountOperator.AT_LEAST: lambda a, b: a >= b,
+    CountOperator.AT_MOST: lambda a, b: a <= b,
+    CountOperator.EXACTLY: lambda a, b: a == b,
+}
+
+
+def _performed(c: PerformedCondition) -> _Node:
+    key, compare, window = c.counter_type, _COUNT[c.operator], c.window_ms
+
+    def at(s: EndpointState, n: int) -> bool:
+        return compare(count_since(s.counters, key, n - window, n), c.count)
+
+    def flip(s: EndpointState, n: int) -> int | None:
+        counts = s.counters.types.get(key)
+        if counts is None:
+            return None
+        # The count is a step function of time that changes only when a bucket
+        # enters or leaves the window; try those instants in order.
+        candidates: set[int] = set()
+        for size, buckets in ((HOUR_MS, counts.hours), (DAY_MS, counts.days)):
+            for index, _ in buckets:
+                start = index * size
+                candidates.update((start, start + window + 1,
+                                   (start // DAY_MS + 90) * DAY_MS))
+        return _first_change(match, s, n, candidates)
+
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        return at(s, n)
+
+    return _Node(match, flip, frozenset({f"Events.{key}"}))
+
+
+def _not_performed(c: NotPerformedSinceCondition) -> _Node:
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        last = last_seen(s.counters, c.event_type)
+        return last is None or last < c.since.at(n)
+
+    def flip(s: EndpointState, n: int) -> int | None:
+        last = last_seen(s.counters, c.event_type)
+        if last is None or not c.since.relative:
+            return None
+        return _first_change(match, s, n, _crossings([last], [c.since], n))
+
+    return _Node(match, flip, frozenset({f"Events.{c.event_type}"}))
+
+
+def _seen(c: SeenCondition) -> _Node:
+    def value(s: EndpointState) -> int | None:
+        if c.event_type is not None:
+            return (first_seen if c.first else last_seen)(s.counters, c.event_type)
+        return s.creation_date if c.first else s.last_active_ms
+
+    def match(s: EndpointState, n: int, m: Memberships) -> bool:
+        v = value(s)
+        if v is None:
+            return False
+        return (c.before is None or v < c.before.at(n)) and (c.after is None or v > c.after.at(n))
+
+    refs = [r for r in (c.before, c.after) if r is not None and r.relative]
+
+    def flip(s: EndpointState, n: int) -> int | None:
+        v = value(s)
+        if v is None or not refs:
+            return None
+        return _first_change(match, s, n, _crossings([v], refs, n))
+
+    if c.event_type is not None:
+        inputs = frozenset({f"Events.{c.event_type}"})
+    else:
+        inputs = frozenset() if c.first else frozenset({"LastActive"})
+    return _Node(match, flip, inputs)
