@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lodestar.api import endpoints
+from lodestar.api import endpoints, segments
 from lodestar.api.apps import (
     create_application,
     delete_application,
@@ -135,6 +135,18 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
               methods=["DELETE"]),
         Route("/v1/apps/{application_id}/attributes/{attribute_type}",
               endpoints.remove_attributes, methods=["PUT"]),
+        Route("/v1/apps/{application_id}/segments", segments.create_segment, methods=["POST"]),
+        Route("/v1/apps/{application_id}/segments", segments.get_segments, methods=["GET"]),
+        Route("/v1/apps/{application_id}/segments/{segment_id}", segments.get_segment,
+              methods=["GET"]),
+        Route("/v1/apps/{application_id}/segments/{segment_id}", segments.update_segment,
+              methods=["PUT"]),
+        Route("/v1/apps/{application_id}/segments/{segment_id}", segments.delete_segment,
+              methods=["DELETE"]),
+        Route("/v1/apps/{application_id}/segments/{segment_id}/versions",
+              segments.get_segment_versions, methods=["GET"]),
+        Route("/v1/apps/{application_id}/segments/{segment_id}/versions/{version}",
+              segments.get_segment_version, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

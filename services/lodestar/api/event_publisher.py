@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from lodestar.contracts.codec import AvroCodec
+from lodestar.contracts.keys import control_key
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
 
@@ -88,4 +89,19 @@ class EventPublisher:
                 futures.append(await self._producer.send(
                     topic, value=value, key=None, partition=partition, headers=headers
                 ))
+        await asyncio.gather(*futures)
+
+    async def publish_control(self, changes: Sequence[dict[str, Any]]) -> None:
+        """Send ``lodestar.v1.ControlChange`` records to the compacted control topic,
+        keyed ``<entity_type>/<app_id>/<entity_id>``; return when all are acknowledged."""
+        if not changes:
+            return
+        topic = self._settings.topic(Topic.CONTROL)
+        headers = self._codec.headers(Topic.CONTROL)
+        futures = []
+        for change in changes:
+            key = control_key(change["entity_type"], change.get("app_id"), change["entity_id"])
+            futures.append(await self._producer.send(
+                topic, value=self._codec.encode(Topic.CONTROL, change), key=key, headers=headers
+            ))
         await asyncio.gather(*futures)

@@ -758,6 +758,86 @@ def _pinpoint_ops(lim: Mapping[str, Any]) -> dict[str, _PinpointOp]:
                 "schema": {"enum": [t.value for t in AttributeType]},
             }},
         ),
+        **_segment_ops(no_app, signed_too_large),
+    }
+
+
+def _segment_ops(no_app: str, signed_too_large: str) -> dict[str, _PinpointOp]:
+    """CreateSegment … GetSegmentVersion (lodestar.api.segments)."""
+    from lodestar.api.segments import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+    invalid = ("The body is not JSON or the definition is invalid (the message names the "
+               "field, e.g. Dimensions.Attributes.plan.AttributeType), or a source segment "
+               "does not exist in the application. Nothing is stored.")
+    no_segment = "No such segment (or application)."
+    segment_id = {"description": "The segment id (32 lowercase hex characters)."}
+    paging = {
+        "page-size": {
+            "description": "How many items per page.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                       "default": DEFAULT_PAGE_SIZE},
+        },
+        "token": {"description": "The NextToken of the previous page."},
+    }
+    published = ("Published after the commit on the compacted `<prefix>.control` topic as a "
+                 "`lodestar.v1.ControlChange` (entity SEGMENT).")
+    return {
+        "CreateSegment": _PinpointOp(
+            tag="Segments", summary="Create a segment",
+            description="Creates a dimensional segment at version 1 from Dimensions or "
+            f"SegmentGroups. {published}",
+            who=_ANY_KEY,
+            errors={400: invalid, 403: None, 404: no_app, 413: signed_too_large, 500: None},
+            success="The segment created.",
+        ),
+        "GetSegments": _PinpointOp(
+            tag="Segments", summary="List segments",
+            description="Lists the application's segments (latest versions), oldest first, "
+            "a page at a time.",
+            who=_ANY_KEY,
+            errors={400: "page-size is not a whole number in range, or token is not one of "
+                    "ours.", 403: None, 404: no_app, 500: None},
+            success="A page of segments.", parameters=paging,
+        ),
+        "GetSegment": _PinpointOp(
+            tag="Segments", summary="Get a segment",
+            description="Reads the latest version of a segment.",
+            who=_ANY_KEY, errors={403: None, 404: no_segment, 500: None},
+            success="The segment.", parameters={"segment-id": segment_id},
+        ),
+        "UpdateSegment": _PinpointOp(
+            tag="Segments", summary="Update a segment",
+            description="Writes the segment's next version (versions are never reused); "
+            f"a request without Name keeps the current name. {published}",
+            who=_ANY_KEY,
+            errors={400: invalid, 403: None, 404: no_segment, 413: signed_too_large,
+                    500: None},
+            success="The new version.", parameters={"segment-id": segment_id},
+        ),
+        "DeleteSegment": _PinpointOp(
+            tag="Segments", summary="Delete a segment",
+            description=f"Deletes a segment and all its versions. {published}",
+            who=_ANY_KEY, errors={403: None, 404: no_segment, 500: None},
+            success="The segment as it was.", parameters={"segment-id": segment_id},
+        ),
+        "GetSegmentVersions": _PinpointOp(
+            tag="Segments", summary="List a segment's versions",
+            description="Lists every version of a segment, oldest first, a page at a time.",
+            who=_ANY_KEY,
+            errors={400: "page-size is not a whole number in range, or token is not one of "
+                    "ours.", 403: None, 404: no_segment, 500: None},
+            success="A page of versions.", parameters={"segment-id": segment_id, **paging},
+        ),
+        "GetSegmentVersion": _PinpointOp(
+            tag="Segments", summary="Get one version of a segment",
+            description="Reads one version of a segment.",
+            who=_ANY_KEY,
+            errors={400: "version is not a whole number from 1.", 403: None,
+                    404: "No such segment, version or application.", 500: None},
+            success="That version.",
+            parameters={"segment-id": segment_id,
+                        "version": {"description": "The version number, from 1."}},
+        ),
     }
 
 
@@ -1006,7 +1086,7 @@ def _info_description() -> str:
         "request without valid credentials is answered 403 whatever the path. Then a path no "
         "route serves answers 404 and a served path called with another method 405. Lodestar "
         "does not throttle, so it never answers 429.\n\n"
-        "Only the operations listed here are served; Pinpoint's others (segments, campaigns, "
+        "Only the operations listed here are served; Pinpoint's others (campaigns, "
         "journeys, templates, messages, analytics, channels, ...) answer 404."
     )
 
