@@ -1,0 +1,312 @@
+"""Incremental segment membership of one endpoint: the pure evaluator the engine calls.
+
+- ``build_catalog(definitions)`` compiles ``{segment id: (version, SegmentDefinition)}``
+  into an immutable ``SegmentCatalog``: the compiled segments, an index from
+  input name (``Attributes.plan``, ``Events.buy``, ``LastActive`` …) to the
+  segments that read it, and a dependency order in which every
+  segment-of-segments comes after its sources (a cycle raises
+  ``SegmentCycleError``). A source id missing from the catalog is never a member.
+- ``EndpointMemberships`` is what the engine stores per endpoint: the segments
+  the endpoint is in (id → version it was last evaluated at) and, per segment
+  with a time-dependent condition, the next time it is due for a re-check
+  (``CompiledSegment.next_flip_ms``). ``next_due_ms`` is the key for the
+  per-partition due-time index.
+- ``reevaluate(catalog, memberships, state, changed, now_ms)`` after a profile
+  change: only the segments reading one of ``changed`` (a ``ProfileChange``'s
+  ``changed_fields + behaviour_changed``), plus, transitively and in dependency
+  order, the segments whose source segments changed membership in this call.
+  ``memberships=None`` means never evaluated (a created endpoint): every
+  segment is evaluated. ``state=None`` (deleted endpoint) exits everything.
+- ``due(...)`` re-checks the segments whose due time is ``<= now_ms`` (cause TIME);
+  ``backfill(...)`` evaluates the given segments from scratch (a new or updated
+  segment; ids no longer in the catalog are exited, cause REMOVED).
+- ``full_recompute(catalog, state, now_ms)`` is the reference evaluation.
+
+Every call returns the new ``EndpointMemberships`` and the ``MembershipChange``
+list (ENTER/EXIT, in evaluation order); replaying the changes from empty gives
+the membership.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from lodestar.core.endpoint_state import EndpointState
+from lodestar.core.segment_definition import SegmentDefinition
+from lodestar.core.segment_predicate import SEGMENT_PREFIX, CompiledSegment, compile_segment
+
+CAUSE_TIME = "TIME"
+CAUSE_DELETED = "DELETED"
+CAUSE_CREATED = "CREATED"
+CAUSE_BACKFILL = "BACKFILL"
+CAUSE_REMOVED = "REMOVED"
+
+
+class SegmentCycleError(ValueError):
+    """Segments that (transitively) use themselves as a source; ``segment_ids`` names them."""
+
+    def __init__(self, segment_ids: Iterable[str]) -> None:
+        self.segment_ids = tuple(sorted(segment_ids))
+        super().__init__(
+            "segments form a cycle through SourceSegments: " + ", ".join(self.segment_ids)
+        )
+
+
+class MembershipAction(StrEnum):
+    ENTER = "ENTER"
+    EXIT = "EXIT"
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """``cause``: the changed input names that triggered the evaluation (a source
+    segment as ``Segment.<id>``), or TIME / DELETED / CREATED / BACKFILL / REMOVED."""
+
+    segment_id: str
+    version: int
+    action: MembershipAction
+    cause: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    segment_id: str
+    version: int
+    segment: CompiledSegment
+    sources: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SegmentCatalog:
+    entries: Mapping[str, CatalogEntry]
+    by_input: Mapping[str, frozenset[str]]
+    dependents: Mapping[str, frozenset[str]]
+    order: tuple[str, ...]
+    position: Mapping[str, int]
+
+    def affected(self, changed: Iterable[str]) -> frozenset[str]:
+        """The segments reading any of ``changed`` directly (not via sources)."""
+        return frozenset(s for name in changed for s in self.by_input.get(name, ()))
+
+
+def build_catalog(definitions: Mapping[str, tuple[int, SegmentDefinition]]) -> SegmentCatalog:
+    entries: dict[str, CatalogEntry] = {}
+    by_input: dict[str, set[str]] = {}
+    for sid, (version, definition) in definitions.items():
+        compiled = compile_segment(definition)
+        sources = frozenset(
+            name[len(SEGMENT_PREFIX):] for name in compiled.inputs
+            if name.startswith(SEGMENT_PREFIX)
+        )
+        entries[sid] = CatalogEntry(sid, version, compiled, sources)
+        for name in compiled.inputs:
+            if not name.startswith(SEGMENT_PREFIX):
+                by_input.setdefault(name, set()).add(sid)
+    dependents: dict[str, set[str]] = {sid: set() for sid in entries}
+    waiting: dict[str, int] = {}
+    for sid, entry in entries.items():
+        known = [s for s in entry.sources if s in entries]
+        waiting[sid] = len(known)
+        for source in known:
+            dependents[source].add(sid)
+    ready = sorted(sid for sid, n in waiting.items() if n == 0)
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        sid = heapq.heappop(ready)
+        order.append(sid)
+        for dep in dependents[sid]:
+            waiting[dep] -= 1
+            if waiting[dep] == 0:
+                heapq.heappush(ready, dep)
+    if len(order) != len(entries):
+        raise SegmentCycleError(sid for sid, n in waiting.items() if n > 0)
+    return SegmentCatalog(
+        entries=entries,
+        by_input={k: frozenset(v) for k, v in by_input.items()},
+        dependents={k: frozenset(v) for k, v in dependents.items() if v},
+        order=tuple(order),
+        position={sid: i for i, sid in enumerate(order)},
+    )
+
+
+@dataclass(frozen=True)
+class EndpointMemberships:
+    """``segments``: id → version of the segments the endpoint is in; ``due``: id →
+    epoch ms at which that segment must be re-checked (``due``)."""
+
+    segments: Mapping[str, int] = field(default_factory=dict)
+    due: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def segment_ids(self) -> frozenset[str]:
+        return frozenset(self.segments)
+
+    @property
+    def next_due_ms(self) -> int | None:
+        return min(self.due.values(), default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"segments": dict(sorted(self.segments.items())),
+                "due": dict(sorted(self.due.items()))}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EndpointMemberships:
+        return cls(
+            segments={str(k): int(v) for k, v in dict(data.get("segments") or {}).items()},
+            due={str(k): int(v) for k, v in dict(data.get("due") or {}).items()},
+        )
+
+
+EMPTY = EndpointMemberships()
+Outcome = tuple[EndpointMemberships, list[MembershipChange]]
+
+
+def full_recompute(
+    catalog: SegmentCatalog, state: EndpointState | None, now_ms: int
+) -> frozenset[str]:
+    """The segment ids ``state`` is in at ``now_ms``, evaluated from scratch."""
+    if state is None:
+        return frozenset()
+    member: dict[str, bool] = {}
+    for sid in catalog.order:
+        if catalog.entries[sid].segment.matches(state, now_ms, member):
+            member[sid] = True
+    return frozenset(member)
+
+
+def reevaluate(
+    catalog: SegmentCatalog,
+    memberships: EndpointMemberships | None,
+    state: EndpointState | None,
+    changed: Iterable[str],
+    now_ms: int,
+) -> Outcome:
+    """After a profile change; see the module docstring."""
+    names = frozenset(changed)
+    if state is None:
+        return _exit_all(catalog, memberships or EMPTY)
+    if memberships is None:
+        seeds = {
+            sid: tuple(sorted(names & e.segment.inputs)) or (CAUSE_CREATED,)
+            for sid, e in catalog.entries.items()
+        }
+        return _run(catalog, EMPTY, state, now_ms, seeds)
+    seeds = {
+        sid: tuple(sorted(names & catalog.entries[sid].segment.inputs))
+        for sid in catalog.affected(names)
+    }
+    return _run(catalog, memberships, state, now_ms, seeds)
+
+
+def due(
+    catalog: SegmentCatalog,
+    memberships: EndpointMemberships,
+    state: EndpointState | None,
+    now_ms: int,
+) -> Outcome:
+    """Re-check the segments due at or before ``now_ms`` (cause TIME)."""
+    if state is None:
+        return _exit_all(catalog, memberships)
+    seeds = {
+        sid: (CAUSE_TIME,) for sid, t in memberships.due.items()
+        if t <= now_ms and sid in catalog.entries
+    }
+    stale = {sid: t for sid, t in memberships.due.items() if sid not in catalog.entries}
+    if stale:
+        memberships = EndpointMemberships(
+            memberships.segments, {k: v for k, v in memberships.due.items() if k not in stale}
+        )
+    return _run(catalog, memberships, state, now_ms, seeds)
+
+
+def backfill(
+    catalog: SegmentCatalog,
+    memberships: EndpointMemberships | None,
+    state: EndpointState | None,
+    now_ms: int,
+    segment_ids: Iterable[str],
+) -> Outcome:
+    """Evaluate ``segment_ids`` from scratch (cause BACKFILL), then their dependents
+    whose sources changed; an id not in the catalog is exited (cause REMOVED)."""
+    current = memberships or EMPTY
+    ids = set(segment_ids)
+    changes: list[MembershipChange] = []
+    removed = {sid for sid in ids if sid not in catalog.entries}
+    if removed:
+        segments = dict(current.segments)
+        for sid in sorted(removed):
+            if sid in segments:
+                changes.append(MembershipChange(
+                    sid, segments.pop(sid), MembershipAction.EXIT, (CAUSE_REMOVED,)))
+        current = EndpointMemberships(
+            segments, {k: v for k, v in current.due.items() if k not in removed}
+        )
+    if state is None:
+        result, more = _exit_all(catalog, current)
+        return result, changes + more
+    seeds = {sid: (CAUSE_BACKFILL,) for sid in ids - removed}
+    result, more = _run(catalog, current, state, now_ms, seeds)
+    return result, changes + more
+
+
+def _exit_all(catalog: SegmentCatalog, memberships: EndpointMemberships) -> Outcome:
+    def key(sid: str) -> tuple[int, str]:
+        return (-catalog.position.get(sid, -1), sid)
+
+    changes = [
+        MembershipChange(sid, version, MembershipAction.EXIT, (CAUSE_DELETED,))
+        for sid, version in sorted(memberships.segments.items(), key=lambda kv: key(kv[0]))
+    ]
+    return EMPTY, changes
+
+
+def _run(
+    catalog: SegmentCatalog,
+    memberships: EndpointMemberships,
+    state: EndpointState,
+    now_ms: int,
+    seeds: Mapping[str, tuple[str, ...]],
+) -> Outcome:
+    """Evaluate ``seeds`` (id → cause) in dependency order, following membership
+    changes to dependents."""
+    if not seeds:
+        return memberships, []
+    segments = dict(memberships.segments)
+    due_at = dict(memberships.due)
+    member: dict[str, bool] = dict.fromkeys(segments, True)
+    causes: dict[str, set[str]] = {sid: set(c) for sid, c in seeds.items()}
+    queue = [(catalog.position[sid], sid) for sid in causes]
+    heapq.heapify(queue)
+    changes: list[MembershipChange] = []
+    while queue:
+        _, sid = heapq.heappop(queue)
+        entry = catalog.entries[sid]
+        inside = entry.segment.matches(state, now_ms, member)
+        flip = entry.segment.next_flip_ms(state, now_ms)
+        if flip is None:
+            due_at.pop(sid, None)
+        else:
+            due_at[sid] = flip
+        was = sid in segments
+        if inside:
+            segments[sid] = entry.version
+            member[sid] = True
+        else:
+            segments.pop(sid, None)
+            member.pop(sid, None)
+        if inside == was:
+            continue
+        action = MembershipAction.ENTER if inside else MembershipAction.EXIT
+        changes.append(MembershipChange(sid, entry.version, action,
+                                        tuple(sorted(causes[sid]))))
+        for dep in catalog.dependents.get(sid, ()):
+            if dep not in causes:
+                causes[dep] = set()
+                heapq.heappush(queue, (catalog.position[dep], dep))
+            causes[dep].add(SEGMENT_PREFIX + sid)
+    return EndpointMemberships(segments, due_at), changes

@@ -1,0 +1,290 @@
+"""Incremental segment membership equals a from-scratch evaluation (issue 4)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from tests.core.test_segment_properties import (
+    APP,
+    EP,
+    START,
+    advances,
+    dimensions,
+    events,
+    requests,
+)
+
+from lodestar.core.behaviour_counters import DAY_MS
+from lodestar.core.endpoint_profile import ProfileChange, apply_events, apply_update, delete
+from lodestar.core.endpoint_request import EndpointRequest, Location
+from lodestar.core.endpoint_state import EndpointState
+from lodestar.core.segment_definition import (
+    PerformedCondition,
+    SegmentDefinition,
+    SegmentDefinitionError,
+    parse_segment,
+)
+from lodestar.core.segment_membership import (
+    EndpointMemberships,
+    MembershipAction,
+    MembershipChange,
+    SegmentCatalog,
+    SegmentCycleError,
+    backfill,
+    build_catalog,
+    due,
+    full_recompute,
+    reevaluate,
+)
+from lodestar.core.segment_predicate import derived_counter_types
+
+some = st.sampled_from
+
+
+def seg(body: dict[str, Any]) -> SegmentDefinition:
+    return parse_segment(body)
+
+
+def sources(*ids: str, how: str = "ANY") -> dict[str, Any]:
+    return {"SegmentGroups": {"Include": "ALL", "Groups": [
+        {"SourceSegments": [{"Id": i} for i in ids], "SourceType": how}]}}
+
+
+PRO = {"Dimensions": {"Attributes": {"plan": {"Values": ["pro"]}}}}
+US = {"Dimensions": {"Location": {"Country": {"Values": ["US"]}}}}
+ACTIVE = {"Dimensions": {"Behavior": {"Recency": {"Duration": "HR_24",
+                                                  "RecencyType": "ACTIVE"}}}}
+
+
+def catalog_of(bodies: dict[str, dict[str, Any]]) -> SegmentCatalog:
+    return build_catalog({sid: (1, seg(b)) for sid, b in bodies.items()})
+
+
+def created(request: EndpointRequest, now: int) -> ProfileChange:
+    out = apply_update(None, APP, EP, request, now)
+    assert isinstance(out, ProfileChange) and out.state is not None
+    return out
+
+
+def names(change: ProfileChange) -> tuple[str, ...]:
+    return change.changed_fields + change.behaviour_changed
+
+
+def replay(changes: list[MembershipChange]) -> frozenset[str]:
+    inside: set[str] = set()
+    for c in changes:
+        if c.action is MembershipAction.ENTER:
+            assert c.segment_id not in inside
+            inside.add(c.segment_id)
+        else:
+            assert c.segment_id in inside
+            inside.remove(c.segment_id)
+    return frozenset(inside)
+
+
+# --- catalog ---------------------------------------------------------------------------
+
+def test_catalog_indexes_inputs_and_orders_sources_first() -> None:
+    catalog = catalog_of({"z_both": sources("a_pro", "m_us", how="ALL"), "a_pro": PRO,
+                          "m_us": US, "b_top": sources("z_both")})
+    assert catalog.by_input["Attributes.plan"] == {"a_pro"}
+    assert catalog.by_input["Location.Country"] == {"m_us"}
+    assert "Segment.a_pro" not in catalog.by_input
+    order = catalog.order
+    assert order.index("z_both") > max(order.index("a_pro"), order.index("m_us"))
+    assert order.index("b_top") > order.index("z_both")
+    assert catalog.dependents["a_pro"] == {"z_both"}
+    assert catalog.entries["a_pro"].version == 1
+
+
+def test_catalog_rejects_cycles_naming_them() -> None:
+    with pytest.raises(SegmentCycleError) as err:
+        catalog_of({"a": sources("b"), "b": sources("c"), "c": sources("a"), "d": PRO})
+    assert err.value.segment_ids == ("a", "b", "c")
+    assert "a, b, c" in str(err.value)
+    with pytest.raises(SegmentCycleError):
+        catalog_of({"self": sources("self")})
+
+
+def test_unknown_source_is_never_a_member() -> None:
+    catalog = catalog_of({"x": sources("gone")})
+    state = created(EndpointRequest(attributes={"plan": ("pro",)}), START).state
+    assert full_recompute(catalog, state, START) == frozenset()
+
+
+# --- reevaluate / due / backfill ---------------------------------------------------------
+
+def test_created_endpoint_is_evaluated_against_every_segment() -> None:
+    catalog = catalog_of({"pro": PRO, "not_us": {"Dimensions": {"Location": {"Country": {
+        "DimensionType": "EXCLUSIVE", "Values": ["US"]}}}}})
+    change = created(EndpointRequest(attributes={"plan": ("pro",)}), START)
+    mem, changes = reevaluate(catalog, None, change.state, names(change), START)
+    assert mem.segment_ids == {"pro", "not_us"}
+    assert {(c.segment_id, c.action, c.cause) for c in changes} == {
+        ("pro", MembershipAction.ENTER, ("Attributes.plan",)),
+        ("not_us", MembershipAction.ENTER, ("CREATED",)),
+    }
+
+
+def test_only_segments_reading_a_changed_input_are_evaluated_and_sources_cascade() -> None:
+    catalog = catalog_of({"pro": PRO, "us": US, "both": sources("pro", "us", how="ALL"),
+                          "top": sources("both")})
+    first = created(EndpointRequest(location=Location(country="US")), START)
+    mem, _ = reevaluate(catalog, None, first.state, names(first), START)
+    assert mem.segment_ids == {"us"}
+    second = apply_update(first.state, APP, EP,
+                          EndpointRequest(attributes={"plan": ("pro",)}), START + 1)
+    assert isinstance(second, ProfileChange)
+    mem, changes = reevaluate(catalog, mem, second.state, names(second), START + 1)
+    assert [(c.segment_id, c.cause) for c in changes] == [
+        ("pro", ("Attributes.plan",)), ("both", ("Segment.pro",)), ("top", ("Segment.both",)),
+    ]
+    assert mem.segment_ids == {"pro", "us", "both", "top"}
+    # an unrelated change evaluates nothing, even if a segment would (wrongly) flip
+    same, nothing = reevaluate(catalog, mem, second.state, ["Metrics.score"], START + 2)
+    assert nothing == [] and same == mem
+
+
+def test_time_conditions_fire_from_due_and_deletion_exits_everything() -> None:
+    catalog = catalog_of({"active": ACTIVE, "still": sources("active")})
+    out = apply_events(None, APP, EP, [_event("view", START)], START)
+    assert isinstance(out, ProfileChange) and out.state is not None
+    mem, changes = reevaluate(catalog, None, out.state, names(out), START)
+    assert mem.segment_ids == {"active", "still"}
+    assert mem.next_due_ms == START + DAY_MS + 1
+    not_yet, none = due(catalog, mem, out.state, START + DAY_MS)
+    assert none == [] and not_yet == mem
+    later, changes = due(catalog, mem, out.state, START + DAY_MS + 1)
+    assert [(c.segment_id, c.action, c.cause) for c in changes] == [
+        ("active", MembershipAction.EXIT, ("TIME",)),
+        ("still", MembershipAction.EXIT, ("Segment.active",)),
+    ]
+    assert later.segment_ids == frozenset() and later.next_due_ms is None
+    gone, exits = reevaluate(catalog, mem, None, (), START + 5)
+    assert gone.segment_ids == frozenset()
+    assert [(c.segment_id, c.cause) for c in exits] == [("still", ("DELETED",)),
+                                                        ("active", ("DELETED",))]
+
+
+def test_backfill_evaluates_new_segments_and_exits_removed_ones() -> None:
+    state = created(EndpointRequest(attributes={"plan": ("pro",)}), START).state
+    old = catalog_of({"pro": PRO})
+    mem, _ = reevaluate(old, None, state, (), START)
+    new = build_catalog({"pro2": (3, seg(PRO)), "top": (1, seg(sources("pro2")))})
+    mem, changes = backfill(new, mem, state, START, ["pro", "pro2"])
+    assert [(c.segment_id, c.version, c.action, c.cause) for c in changes] == [
+        ("pro", 1, MembershipAction.EXIT, ("REMOVED",)),
+        ("pro2", 3, MembershipAction.ENTER, ("BACKFILL",)),
+        ("top", 1, MembershipAction.ENTER, ("Segment.pro2",)),
+    ]
+    assert dict(mem.segments) == {"pro2": 3, "top": 1}
+
+
+def test_memberships_round_trip_through_json() -> None:
+    mem = EndpointMemberships({"b": 2, "a": 1}, {"a": START})
+    data = json.loads(json.dumps(mem.to_dict()))
+    assert EndpointMemberships.from_dict(data) == mem
+    assert EndpointMemberships.from_dict({}) == EndpointMemberships()
+
+
+def _event(event_type: str, ts: int, attributes: dict[str, str] | None = None,
+           now: int | None = None, eid: str = "e") -> dict[str, Any]:
+    return {"event_id": eid, "app_id": APP, "endpoint_id": EP, "event_type": event_type,
+            "timestamp": ts, "arrival_timestamp": now if now is not None else ts,
+            "attributes": attributes or {}, "metrics": {}, "session": None, "client": None}
+
+
+# --- the key invariant ---------------------------------------------------------------------
+
+IDS = ["s1", "s2", "s3", "s4"]
+
+
+@st.composite
+def catalogs(draw: st.DrawFn) -> SegmentCatalog:
+    """2-4 dimension segments, then 1-2 segments of segments over earlier ones."""
+    n = draw(st.integers(2, 4))
+    bodies: dict[str, dict[str, Any]] = {}
+    for sid in IDS[:n]:
+        bodies[sid] = {"Dimensions": draw(dimensions)}
+    for k in range(draw(st.integers(1, 2))):
+        earlier = sorted(bodies)
+        group: dict[str, Any] = {
+            "SourceSegments": [{"Id": i} for i in draw(
+                st.lists(some(earlier), min_size=1, max_size=3, unique=True))],
+            "SourceType": draw(some(["ALL", "ANY", "NONE"])),
+        }
+        if draw(st.booleans()):
+            group["Dimensions"] = [draw(dimensions)]
+            group["Type"] = draw(some(["ALL", "ANY", "NONE"]))
+        bodies[f"g{k}"] = {"SegmentGroups": {"Include": draw(some(["ALL", "ANY", "NONE"])),
+                                             "Groups": [group]}}
+    try:
+        return build_catalog({sid: (1, parse_segment(b)) for sid, b in bodies.items()})
+    except SegmentDefinitionError:
+        assume(False)
+        raise
+
+
+def event_records(batch: list[tuple[str, int, str]], now: int,
+                  filters: frozenset[PerformedCondition]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i, (event_type, back, plan) in enumerate(batch):
+        attributes = {"plan": plan}
+        for name in [event_type, *derived_counter_types(event_type, attributes, filters)]:
+            out.append(_event(name, now - back, attributes, now, f"e{now}-{i}"))
+    return out
+
+
+actions = st.one_of(requests, events, st.just("DELETE"))
+histories = st.lists(st.tuples(advances, actions), min_size=2, max_size=10)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(catalogs(), histories)
+def test_incremental_membership_equals_full_recompute_and_replays(
+    catalog: SegmentCatalog,
+    history: list[tuple[int, EndpointRequest | list[tuple[str, int, str]] | str]],
+) -> None:
+    filters = frozenset(f for e in catalog.entries.values() for f in e.segment.counter_types)
+    now = START
+    state: EndpointState | None = None
+    mem: EndpointMemberships | None = None
+    log: list[MembershipChange] = []
+
+    def check() -> None:
+        have = mem.segment_ids if mem is not None else frozenset()
+        assert have == full_recompute(catalog, state, now), now
+        assert replay(log) == have
+
+    for advance, action in history:
+        target = now + advance
+        while mem is not None and mem.next_due_ms is not None and mem.next_due_ms <= target:
+            assert mem.next_due_ms > now
+            now = mem.next_due_ms
+            mem, changes = due(catalog, mem, state, now)
+            log.extend(changes)
+            check()
+        now = target
+        if action == "DELETE":
+            outcome: Any = delete(state, now)
+        elif isinstance(action, EndpointRequest):
+            outcome = apply_update(state, APP, EP, action, now)
+        else:
+            assert isinstance(action, list)
+            outcome = apply_events(state, APP, EP, event_records(action, now, filters), now)
+        if isinstance(outcome, ProfileChange):
+            state = outcome.state
+            known = None if outcome.created or mem is None else mem
+            mem, changes = reevaluate(catalog, known, state, names(outcome), now)
+            log.extend(changes)
+        check()
+    # and nothing is missed until the next due time
+    if mem is not None and state is not None:
+        horizon = mem.next_due_ms or now + 100 * DAY_MS
+        for t in (now + 1, (now + horizon) // 2, horizon - 1):
+            if now < t < horizon:
+                assert full_recompute(catalog, state, t) == mem.segment_ids, t
