@@ -9,45 +9,22 @@ aws_secret_access_key=…)``).
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import boto3
 import httpx
 import pytest
-import uvicorn
-from botocore.config import Config
-from tests.conftest import free_port
+from tests.api.live_api import ADMIN, Api, api_settings, serve
 
-from lodestar.api.app import create_app
 from lodestar.control.apps import AppsRepository
 from lodestar.control.migrate import migrate
 from lodestar.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-ADMIN = ("LSATESTADMIN00000001", "AdminSecret0000000000000000000000000000x")
 CACHE_SECONDS = 0.5
-
-
-@dataclass
-class Api:
-    url: str
-    settings: Settings
-
-    def client(self, akid: str, secret: str, region: str = "us-east-1") -> Any:
-        return boto3.client(
-            "pinpoint", endpoint_url=self.url, region_name=region,
-            aws_access_key_id=akid, aws_secret_access_key=secret,
-            config=Config(retries={"max_attempts": 1}),
-        )
-
-    def admin(self) -> Any:
-        return self.client(*ADMIN)
 
 
 @pytest.fixture
@@ -56,32 +33,9 @@ async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
     yield postgres_dsn
 
 
-def serve(settings: Settings) -> Iterator[str]:
-    """Run the API under uvicorn in a thread; yield its URL; stop it afterwards."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the API did not start (see the log above)")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
 @pytest.fixture
 def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
-    configured = settings.with_changes(
-        postgres_dsn=control_dsn, admin_access_key_id=ADMIN[0],
-        admin_secret_access_key=ADMIN[1], auth_cache_seconds=CACHE_SECONDS,
-        region="eu-west-1", account_id="123456789012",
-    )
+    configured = api_settings(settings, control_dsn, auth_cache_seconds=CACHE_SECONDS)
     for url in serve(configured):
         yield Api(url, configured)
 

@@ -9,20 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer
-from botocore.config import Config
-from tests.conftest import free_port
+from tests.api.live_api import ADMIN, Api, api_settings, serve
 
-from lodestar.api.app import create_app
 from lodestar.contracts.codec import AvroCodec
 from lodestar.contracts.keys import control_key
 from lodestar.control.migrate import migrate
@@ -31,25 +24,11 @@ from lodestar.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-ADMIN = ("LSATESTADMIN00000001", "AdminSecret0000000000000000000000000000x")
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 IOS = {"Demographic": {"Platform": {"DimensionType": "INCLUSIVE", "Values": ["ios"]}},
        "Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro"]}}}
 ANDROID = {"Demographic": {"Platform": {"DimensionType": "INCLUSIVE", "Values": ["android"]}}}
-
-
-@dataclass
-class Api:
-    url: str
-    settings: Settings
-
-    def admin(self) -> Any:
-        return boto3.client(
-            "pinpoint", endpoint_url=self.url, region_name="eu-west-1",
-            aws_access_key_id=ADMIN[0], aws_secret_access_key=ADMIN[1],
-            config=Config(retries={"max_attempts": 1}),
-        )
 
 
 @pytest.fixture
@@ -58,31 +37,10 @@ async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
     yield postgres_dsn
 
 
-def _serve(settings: Settings) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the API did not start (see the log above)")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
 @pytest.fixture
 def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
-    configured = settings.with_changes(
-        postgres_dsn=control_dsn, admin_access_key_id=ADMIN[0],
-        admin_secret_access_key=ADMIN[1], region="eu-west-1", account_id="123456789012",
-    )
-    for url in _serve(configured):
+    configured = api_settings(settings, control_dsn)
+    for url in serve(configured):
         yield Api(url, configured)
 
 
