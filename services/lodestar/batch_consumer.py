@@ -61,9 +61,7 @@ def add_records(
     if records and batch.started_at is None:
         batch.started_at = now
     for rec in records:
-        source = SourceRecord(
-            rec.topic, rec.partition, rec.offset, rec.key, rec.value, tuple(rec.headers or ())
-        )
+        source = SourceRecord.of(rec)
         try:
             batch.items.append(prepare(rec.value))
             batch.sources.append(source)

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lodestar.contracts.codec import AvroCodec
 from lodestar.contracts.dlq import DeadLetterEnvelope
@@ -34,6 +35,14 @@ class SourceRecord:
     key: bytes | None
     value: bytes
     headers: Headers = ()
+
+    @classmethod
+    def of(cls, message: Any) -> SourceRecord:
+        """From an aiokafka ``ConsumerRecord`` or a Faust event's ``message``."""
+        return cls(
+            message.topic, message.partition, message.offset, message.key, message.value,
+            tuple((k, v) for k, v in (message.headers or ())),
+        )
 
 
 class DeadLetterPublisher:

@@ -46,12 +46,6 @@ BATCH_MAX = 2000
 BATCH_WITHIN_SECONDS = 0.05
 
 
-def source_of(event: EventT) -> SourceRecord:
-    msg = event.message
-    headers = tuple((k, v) for k, v in (msg.headers or ()))
-    return SourceRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value, headers)
-
-
 def partition_of(endpoint_id: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives the key ``endpoint_id``."""
     return (murmur2(endpoint_id.encode()) & 0x7FFFFFFF) % partitions
@@ -115,8 +109,8 @@ class ProfileAgent:
                     changes += self._remove_attributes(partition, command, now_ms)
         for event, reason in refused:
             letter = DeadLetter(DlqReason.VALIDATION_ERROR, reason)
-            await self.dead_letters.publish(_logical(event, self.events_topic), source_of(event),
-                                            letter)  # fmt: skip
+            topic = _logical(event, self.events_topic)
+            await self.dead_letters.publish(topic, SourceRecord.of(event.message), letter)
         await self._publish(changes, memberships)
 
     async def _decode(self, events: Sequence[EventT]) -> dict[int, PartitionWork]:
@@ -127,7 +121,7 @@ class ProfileAgent:
                 record = self.codec.decode(topic, event.message.value)
             except ContractError as exc:
                 letter = DeadLetter(DlqReason.DECODE_ERROR, str(exc))
-                await self.dead_letters.publish(topic, source_of(event), letter)
+                await self.dead_letters.publish(topic, SourceRecord.of(event.message), letter)
                 continue
             kind = InputKind.EVENT if topic is Topic.EVENTS else InputKind.COMMAND
             item = ProfileInput(kind, record, event.message.offset)

@@ -21,9 +21,8 @@ from lodestar.contracts.codec import AvroCodec, ContractError
 from lodestar.core.dead_letters import DeadLetter, DlqReason
 from lodestar.core.topics import Topic
 from lodestar.core.user_index import apply_membership, fan_out_commands, user_key
-from lodestar.dead_letter_publisher import DeadLetterPublisher
+from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
 from lodestar.engine.event_context import as_current, by_partition
-from lodestar.engine.profile_agent import source_of
 from lodestar.settings import Settings
 
 BATCH_MAX = 2000
@@ -65,7 +64,8 @@ def register(
                         change = codec.decode(Topic.USER_INDEX, event.message.value)
                     except ContractError as exc:
                         letter = DeadLetter(DlqReason.DECODE_ERROR, str(exc))
-                        await dead_letters.publish(Topic.USER_INDEX, source_of(event), letter)
+                        source = SourceRecord.of(event.message)
+                        await dead_letters.publish(Topic.USER_INDEX, source, letter)
                         continue
                     key = user_key(change["app_id"], change["user_id"])
                     per_user.setdefault(key, []).append(change)
