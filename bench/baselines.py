@@ -228,7 +228,7 @@ def event_records(
 
 
 @contextlib.asynccontextmanager
-async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+async def admin_client(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed on exit."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
@@ -240,7 +240,7 @@ async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
 
 async def create_topics(settings: Settings, names: Sequence[str], partitions: int) -> None:
     """Create ``names`` with ``partitions`` partitions (they must not exist yet)."""
-    async with _admin(settings) as admin:
+    async with admin_client(settings) as admin:
         await admin.create_topics(
             [NewTopic(n, partitions, settings.replication) for n in names]
         )
@@ -253,7 +253,7 @@ async def delete_run(settings: Settings, run: str, progress: Progress = report) 
     cleanup cannot hide the error of the phase that failed.
     """
     try:
-        async with _admin(settings) as admin:
+        async with admin_client(settings) as admin:
             topics = [t for t in await admin.list_topics() if t.startswith(run)]
             if topics:
                 await admin.delete_topics(topics)

@@ -32,7 +32,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import tempfile
 import uuid
@@ -41,7 +40,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
-from aiokafka.errors import KafkaConnectionError
 
 from baselines import (
     DEFAULT_EVENTS,
@@ -64,6 +62,7 @@ from lodestar_procs import (
     free_port,
     fresh_database,
     lodestar_env,
+    run_measurement,
 )
 from profiling import MachineCpu, PySpy, format_cpu, summarize
 
@@ -320,22 +319,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     settings = Settings.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="lodestar-bench-ingest-"))
-    try:
-        passes, base = asyncio.run(_measure(settings, args, workdir))
-    except (BenchError, RuntimeError, ValueError) as exc:
-        report(f"FAILED: {exc}")
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        report("interrupted (what the run created was deleted)")
-        return 130
-    except KafkaConnectionError as exc:
-        report(f"FAILED: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}")
-        return 1
-    finally:
-        if args.keep_logs:
-            report(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    outcome = run_measurement(
+        settings, lambda: _measure(settings, args, workdir), workdir, keep_logs=args.keep_logs
+    )
+    if isinstance(outcome, int):
+        return outcome
+    passes, base = outcome
     results = [p.result for p in passes]
     config = {"bootstrap": settings.kafka_bootstrap, "requests": args.requests,
               "warmup": args.warmup, "events_per_request": 100,

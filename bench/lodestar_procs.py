@@ -16,18 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 
 from lodestar.control.migrate import migrate
+
+T = TypeVar("T")
 
 
 def cancel_on_sigterm() -> None:
@@ -164,3 +168,37 @@ class LodestarProcess:
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
         return proc.returncode
+
+
+def run_measurement(
+    settings: Any,
+    measure: Callable[[], Coroutine[Any, Any, T]],
+    workdir: Path,
+    *,
+    keep_logs: bool,
+    discard: Sequence[Path] = (),
+) -> T | int:
+    """Run ``measure()``; on failure report why and return the exit code (1, or 130 when
+    interrupted). Afterwards delete ``discard`` and, unless ``keep_logs``, ``workdir``."""
+    from aiokafka.errors import KafkaConnectionError
+
+    from baselines import BenchError, report
+
+    try:
+        return asyncio.run(measure())
+    except (BenchError, RuntimeError, ValueError) as exc:
+        report(f"FAILED: {exc}")
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        report("interrupted (what the run created was deleted)")
+        return 130
+    except KafkaConnectionError as exc:
+        report(f"FAILED: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}")
+        return 1
+    finally:
+        for path in discard:
+            shutil.rmtree(path, ignore_errors=True)
+        if keep_logs:
+            report(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

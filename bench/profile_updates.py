@@ -47,21 +47,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
-import shutil
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError
 
 from amplify_events import BodyGenerator, endpoint_pool, event_records
 from baselines import (
@@ -70,6 +67,7 @@ from baselines import (
     InputTopic,
     Progress,
     Result,
+    admin_client,
     count_records,
     delete_run,
     format_table,
@@ -86,6 +84,7 @@ from lodestar_procs import (
     free_port,
     fresh_database,
     lodestar_env,
+    run_measurement,
 )
 from profiling import MachineCpu, PySpy, format_cpu, summarize
 
@@ -166,16 +165,6 @@ async def fill(settings: Settings, topic: str, records: Records, progress: Progr
 
 
 # --- Kafka reads --------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def admin_client(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        yield admin
-    finally:
-        await admin.close()
 
 
 async def committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
@@ -419,24 +408,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     settings = Settings.from_env()
     workdir = Path(tempfile.mkdtemp(prefix="lodestar-bench-profile-"))
-    try:
-        runs, base = asyncio.run(_measure(settings, args, workdir))
-    except (BenchError, RuntimeError, ValueError) as exc:
-        report(f"FAILED: {exc}")
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        report("interrupted (what the run created was deleted)")
-        return 130
-    except KafkaConnectionError as exc:
-        report(f"FAILED: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}")
-        return 1
-    finally:
-        for variant in VARIANTS:  # RocksDB and chdb data are never kept
-            shutil.rmtree(workdir / variant, ignore_errors=True)
-        if args.keep_logs:
-            report(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    outcome = run_measurement(
+        settings, lambda: _measure(settings, args, workdir), workdir, keep_logs=args.keep_logs,
+        discard=[workdir / variant for variant in VARIANTS],  # RocksDB and chdb data
+    )
+    if isinstance(outcome, int):
+        return outcome
+    runs, base = outcome
     config = {"bootstrap": settings.kafka_bootstrap, "events": args.events,
               "endpoints": args.endpoints, "partitions": args.partitions or settings.partitions}
     if args.json:
