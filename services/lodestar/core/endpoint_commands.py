@@ -22,6 +22,8 @@ class CommandKind(StrEnum):
     REMOVE_ATTRIBUTES = "REMOVE_ATTRIBUTES"
     DEACTIVATE = "DEACTIVATE"
     SET_USER_ATTRIBUTES = "SET_USER_ATTRIBUTES"
+    ADD_TO_SEGMENT = "ADD_TO_SEGMENT"
+    TICK = "TICK"
 
 
 class AttributeType(StrEnum):
@@ -49,6 +51,7 @@ def _command(
         "attribute_names": [],
         "reason": None,
         "timestamp": now_ms,
+        "segment_id": None,
     }
 
 
@@ -96,3 +99,17 @@ def set_user_attributes_command(
     user = {"UserId": user_id, "UserAttributes": {k: list(v) for k, v in attributes.items()}}
     command["endpoint_request"] = json.dumps({"User": user}, separators=(",", ":"))
     return command
+
+
+def add_to_segment_command(
+    app_id: str, endpoint_id: str, segment_id: str, command_id: str, now_ms: int
+) -> Command:
+    """ADD_TO_SEGMENT: the endpoint becomes a member of the imported segment ``segment_id``."""
+    command = _command(CommandKind.ADD_TO_SEGMENT, app_id, endpoint_id, command_id, now_ms)
+    command["segment_id"] = segment_id
+    return command
+
+
+def tick_command(command_id: str, now_ms: int) -> Command:
+    """TICK: the engine's clock for one partition (written with an explicit partition)."""
+    return _command(CommandKind.TICK, "", None, command_id, now_ms)
