@@ -18,7 +18,7 @@ changes (events of a known endpoint) update the table but are not published.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -45,6 +45,8 @@ from lodestar.core.endpoint_state import (
     endpoint_change_record,
     endpoint_response,
 )
+from lodestar.core.segment_definition import PerformedCondition
+from lodestar.core.segment_predicate import IMPORTED_SEGMENTS, derived_counter_types
 
 SESSION_START = "_session.start"
 SESSION_STOP = "_session.stop"
@@ -197,10 +199,13 @@ def apply_events(
     endpoint_id: str,
     events: Iterable[Mapping[str, Any]],
     now_ms: int,
+    filters: Sequence[PerformedCondition] = (),
 ) -> ProfileChange | Unchanged:
     """Fold ``lodestar.v1.Event`` records, in the given (arrival) order, into ``state``.
 
-    - Counters: each event counted by type at its timestamp (``record_many``).
+    - Counters: each event counted by type at its timestamp (``record_many``),
+      and also under every derived type ``type[k=v,…]`` of ``filters`` (the
+      segments' attribute-filtered Performed conditions) its attributes match.
     - LastActive: the latest event time, clamped to ``now_ms``.
     - Sessions: an event whose session id differs from the most recent
       session's opens a session (count +1); ``_session.stop`` closes the open
@@ -233,9 +238,7 @@ def apply_events(
         ts = min(int(event["timestamp"]), now_ms)
         last_active = ts if last_active is None else max(last_active, ts)
         sessions = sessions.step(event, ts)
-    counters = record_many(
-        base.counters, ((e["event_type"], int(e["timestamp"])) for e in items), now_ms
-    )
+    counters = record_many(base.counters, _counted(items, filters), now_ms)
     new = replace(
         base,
         last_active_ms=last_active,
@@ -253,6 +256,8 @@ def apply_events(
     ):
         behaviour.append(SESSIONS)
     touched = {e["event_type"] for e in items} | {OTHER}
+    if filters:
+        touched |= {t for t, _ in _counted(items, filters)}
     behaviour.extend(
         EVENTS_PREFIX + t
         for t in sorted(touched)
@@ -263,6 +268,19 @@ def apply_events(
     return ProfileChange(
         new, state, EndpointChangeKind.UPSERTED, changed_fields(state, new), tuple(behaviour)
     )
+
+
+def _counted(
+    items: Sequence[Mapping[str, Any]], filters: Sequence[PerformedCondition]
+) -> list[tuple[str, int]]:
+    """``(counter type, ts)`` for each event: its own type and the derived ones."""
+    out = [(e["event_type"], int(e["timestamp"])) for e in items]
+    if filters:
+        for e in items:
+            for derived in derived_counter_types(e["event_type"], e.get("attributes") or {},
+                                                 filters):
+                out.append((derived, int(e["timestamp"])))
+    return out
 
 
 def remove_attributes(
@@ -306,6 +324,19 @@ def deactivate(state: EndpointState | None, now_ms: int) -> ProfileChange | Unch
         return Unchanged(state, "already inactive")
     new = replace(state, endpoint_status=EndpointStatus.INACTIVE)
     return ProfileChange(new, state, EndpointChangeKind.DEACTIVATED, ("EndpointStatus",))
+
+
+def add_to_segment(
+    state: EndpointState | None, segment_id: str, now_ms: int
+) -> ProfileChange | Unchanged:
+    """An import job made the endpoint a member of the imported segment ``segment_id``
+    (behaviour change ``ImportedSegments``; not published on ``lodestar.endpoints``)."""
+    if state is None:
+        return Unchanged(None, "no such endpoint")
+    if segment_id in state.imported_segments:
+        return Unchanged(state, "already in the imported segment")
+    new = replace(state, imported_segments=tuple(sorted({*state.imported_segments, segment_id})))
+    return ProfileChange(new, state, EndpointChangeKind.UPSERTED, (), (IMPORTED_SEGMENTS,))
 
 
 def delete(state: EndpointState | None, now_ms: int) -> ProfileChange | Unchanged:

@@ -87,6 +87,8 @@ class EndpointState:
     """Per input kind (``event``, ``command``): the Kafka offset of the last input
     applied. All of an endpoint's inputs of one kind come from one partition in
     offset order, so a replayed input (offset ≤ this) is skipped, not applied twice."""
+    imported_segments: tuple[str, ...] = ()
+    """Ids of the imported (static) segments the endpoint was added to, sorted."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-compatible table value; ``from_dict`` restores it exactly."""
@@ -121,6 +123,7 @@ class EndpointState:
             "session_total_ms": self.session_total_ms,
             "counters": self.counters.to_dict(),
             "applied_offsets": dict(self.applied_offsets),
+            "imported_segments": list(self.imported_segments),
         }
 
     @classmethod
@@ -163,6 +166,7 @@ class EndpointState:
             session_total_ms=int(data.get("session_total_ms", 0)),
             counters=BehaviourCounters.from_dict(data.get("counters")),
             applied_offsets={k: int(v) for k, v in (data.get("applied_offsets") or {}).items()},
+            imported_segments=tuple(data.get("imported_segments") or ()),
         )
 
 

@@ -33,6 +33,7 @@ from lodestar.core.endpoint_profile import (
     ProfileChange,
     ProfileOutcome,
     Rejected,
+    add_to_segment,
     apply_events,
     apply_update,
     deactivate,
@@ -42,6 +43,7 @@ from lodestar.core.endpoint_profile import (
 )
 from lodestar.core.endpoint_request import EndpointRequestError, parse_endpoint_request
 from lodestar.core.endpoint_state import EndpointState
+from lodestar.core.segment_definition import PerformedCondition
 
 
 class InputKind(StrEnum):
@@ -69,6 +71,11 @@ class FoldResult:
     refused: list[tuple[ProfileInput, str]] = field(default_factory=list)
     replayed: int = 0
     user_attribute_changes: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    """Every ``changed_fields`` and ``behaviour_changed`` name of the applied changes:
+    what segment membership must re-evaluate."""
+    triggers: set[str] = field(default_factory=set)
+    """The causes (``PUT_EVENTS``, ``UPDATE_ENDPOINT`` …) of the applied changes."""
 
 
 def state_key(app_id: str, endpoint_id: str) -> str:
@@ -87,6 +94,7 @@ _CAUSES = {
     CommandKind.DELETE.value: "DELETE_ENDPOINT",
     CommandKind.DEACTIVATE.value: "ADDRESS_TAKEN",
     CommandKind.SET_USER_ATTRIBUTES.value: "USER_ATTRIBUTES",
+    CommandKind.ADD_TO_SEGMENT.value: "IMPORT",
 }
 USER_ATTRIBUTES_PREFIX = "User.UserAttributes."
 
@@ -104,8 +112,10 @@ def fold_endpoint(
     endpoint_id: str,
     inputs: Sequence[ProfileInput],
     now_ms: int,
+    filters: Sequence[PerformedCondition] = (),
 ) -> FoldResult:
-    """Apply ``inputs`` (all for this endpoint, in arrival order) to ``state``."""
+    """Apply ``inputs`` (all for this endpoint, in arrival order) to ``state``;
+    ``filters`` are passed to ``apply_events`` (derived counter types)."""
     result = FoldResult(state)
     pending_events: list[Mapping[str, Any]] = []
     marks = dict(state.applied_offsets) if state is not None else {}
@@ -125,12 +135,16 @@ def fold_endpoint(
         result.state = outcome.state
         if isinstance(outcome, ProfileChange):
             result.dirty = True
+            result.touched.update(outcome.changed_fields)
+            result.touched.update(outcome.behaviour_changed)
+            result.triggers.add(_cause(item))
             if outcome.publishes:
                 result.changes.append(outcome.change_record(now_ms, _cause(item)))
 
     def flush_events(last: ProfileInput | None) -> None:
         if pending_events and last is not None:
-            take(apply_events(result.state, app_id, endpoint_id, pending_events, now_ms), last)
+            take(apply_events(result.state, app_id, endpoint_id, pending_events, now_ms, filters),
+                 last)
             pending_events.clear()
 
     last_event: ProfileInput | None = None
@@ -151,6 +165,11 @@ def fold_endpoint(
             take(delete(result.state, now_ms), item)
         elif kind == CommandKind.DEACTIVATE.value:
             take(deactivate(result.state, now_ms), item)
+        elif kind == CommandKind.ADD_TO_SEGMENT.value:
+            if record.get("segment_id"):
+                take(add_to_segment(result.state, record["segment_id"], now_ms), item)
+            else:
+                result.refused.append((item, "ADD_TO_SEGMENT needs segment_id"))
         elif kind == CommandKind.SET_USER_ATTRIBUTES.value:
             _set_user_attributes(result, take, record["endpoint_request"], item, now_ms)
         else:

@@ -218,9 +218,19 @@ class SegmentGroups:
 
 @dataclass(frozen=True)
 class SegmentDefinition:
+    """Exactly one of ``dimensions``, ``segment_groups`` or ``import_id`` is set.
+    ``import_id``: an imported (static) segment — its members are the endpoints an
+    import job added to segment ``import_id`` (``EndpointState.imported_segments``)."""
+
     name: str | None
     dimensions: Dimensions | None = None
     segment_groups: SegmentGroups | None = None
+    import_id: str | None = None
+
+
+def imported_segment(segment_id: str, name: str | None = None) -> SegmentDefinition:
+    """The definition of the imported segment ``segment_id``."""
+    return SegmentDefinition(name, import_id=segment_id)
 
 
 def counter_type(event_type: str, attributes: tuple[tuple[str, str], ...] = ()) -> str:

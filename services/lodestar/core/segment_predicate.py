@@ -74,6 +74,7 @@ from lodestar.core.segment_definition import (
 from lodestar.core.timestamps import EPOCH, MILLISECOND
 
 EARTH_RADIUS_KM = 6371.0088
+IMPORTED_SEGMENTS = "ImportedSegments"
 SEGMENT_PREFIX = "Segment."
 PUSH_CHANNELS = frozenset({
     ChannelType.PUSH, ChannelType.GCM, ChannelType.APNS, ChannelType.APNS_SANDBOX,
@@ -107,6 +108,9 @@ class CompiledSegment:
 
 
 def compile_segment(definition: SegmentDefinition) -> CompiledSegment:
+    if definition.import_id is not None:
+        return CompiledSegment(definition, frozenset({IMPORTED_SEGMENTS}), frozenset(),
+                               _imported(definition.import_id))
     if definition.dimensions is not None:
         root = _dimensions(definition.dimensions)
         conditions = list(definition.dimensions.conditions)
@@ -176,6 +180,11 @@ def _group(group: SegmentGroup) -> _Node:
         return dims
     sources = _combine(group.source_type, [_source(s.id) for s in group.source_segments])
     return _combine(Combine.ALL, [sources, dims])
+
+
+def _imported(segment_id: str) -> _Node:
+    return _Node(lambda s, n, m: segment_id in s.imported_segments, lambda s, n: None,
+                 frozenset({IMPORTED_SEGMENTS}))
 
 
 def _source(segment_id: str) -> _Node:
