@@ -295,6 +295,187 @@ def cmd_keys_admin(args: argparse.Namespace, settings: Settings) -> int:
     return _control(settings, work)
 
 
+def _backfill_progress(body: dict[str, Any]) -> str:
+    """One line: backfill state, endpoints evaluated, partitions done, members now."""
+    backfill = body["Backfill"]
+    done, total = backfill["EndpointsEvaluated"], backfill["EndpointsTotal"]
+    share = f" ({100 * done / total:.1f}%)" if total else ""
+    return (f"{backfill['State']}: version {backfill['Version']}, {done}/{total} endpoints "
+            f"evaluated{share}, {backfill['PartitionsCompleted']}/{backfill['Partitions']} "
+            f"partitions done, {body['Size']} members")
+
+
+def _print_membership(body: dict[str, Any]) -> None:
+    channels = ", ".join(f"{k} {v}" for k, v in body["ChannelCounts"].items())
+    _print_fields({
+        "Segment": body["SegmentId"],
+        "Application": body["ApplicationId"],
+        "Version": body["Version"],
+        "Size": body["Size"],
+        "ChannelCounts": channels or "-",
+        "Backfill": body["Backfill"]["State"],
+        "Progress": _backfill_progress(body).partition(": ")[2],
+    })
+
+
+def cmd_segments_status(args: argparse.Namespace, settings: Settings) -> int:
+    from lodestar.api.app import open_control_plane
+    from lodestar.api.segment_membership import membership_response
+    from lodestar.control.segment_membership import COMPLETED
+    from lodestar.control.segments import SegmentsRepository
+
+    if not args.interval > 0:
+        print(f"error: --interval must be a positive number of seconds, got {args.interval}",
+              file=sys.stderr)
+        return 2
+    overwrite = args.watch and not args.json and sys.stdout.isatty()
+
+    async def run() -> int:
+        try:
+            pool = await open_control_plane(settings)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        try:
+            repo = SegmentsRepository(pool)
+            shown = None
+            while True:
+                segment = await repo.get(args.app_id, args.segment_id)
+                if segment is None:
+                    if overwrite and shown is not None:
+                        print()
+                    print(f"error: segment {args.segment_id} does not exist in application "
+                          f"{args.app_id} (`GET /v1/apps/{args.app_id}/segments` lists them)",
+                          file=sys.stderr)
+                    return 1
+                body = await membership_response(pool, segment, settings.partitions)
+                done = body["Backfill"]["State"] == COMPLETED
+                if not args.watch:
+                    if args.json:
+                        print(json.dumps({"SegmentMembershipResponse": body}, indent=2))
+                    else:
+                        _print_membership(body)
+                    return 0
+                if body != shown:
+                    if args.json:
+                        print(json.dumps({"SegmentMembershipResponse": body}), flush=True)
+                    elif overwrite:
+                        print(f"\r\033[K{_backfill_progress(body)}", end="", flush=True)
+                    else:
+                        print(_backfill_progress(body), flush=True)
+                    shown = body
+                if done:
+                    if not args.json:
+                        if overwrite:
+                            print()
+                        _print_membership(body)
+                    return 0
+                await asyncio.sleep(args.interval)
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(run())
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def _import_source(raw: str) -> str:
+    """A URL as given (file://, http(s)://, s3://), or a local path made a file:/// URL."""
+    from pathlib import Path
+
+    if "://" in raw:
+        return raw
+    return Path(raw).expanduser().resolve().as_uri()
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from lodestar.api.app import open_control_plane
+    from lodestar.api.event_publisher import EventPublisher
+    from lodestar.api.job_runner import JobRunner
+    from lodestar.api.jobs import JobRequestError, create_import_job
+    from lodestar.contracts.codec import AvroCodec
+    from lodestar.control.jobs import FINISHED, JobsRepository, JobStatus
+    from lodestar.topics_admin import ensure_topics
+
+    source = _import_source(args.source)
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(source.split("?", 1)[0]).suffix.lower()
+        fmt = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}.get(suffix)
+        if fmt is None:
+            print(f"error: cannot tell the format of {args.source}; pass --format csv|json",
+                  file=sys.stderr)
+            return 2
+    body: dict[str, Any] = {"Format": fmt.upper(), "S3Url": source, "RegisterEndpoints": True}
+    if args.segment_name:
+        body.update(DefineSegment=True, SegmentName=args.segment_name)
+    if args.segment_id:
+        body["SegmentId"] = args.segment_id
+
+    async def run() -> int:
+        try:
+            pool = await open_control_plane(settings)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        publisher = EventPublisher(settings, AvroCodec.default())
+        runner: JobRunner | None = None
+        try:
+            await ensure_topics(settings)
+            await publisher.start()
+            try:
+                created = await create_import_job(pool, publisher, settings, args.app, body,
+                                                  actor="lodestar-cli")
+            except JobRequestError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            job = created.job
+            print(f"import job {job.id} created ({body['Format']} from {source})")
+            if created.segment is not None:
+                print(f"segment {created.segment.id} ({created.segment.name}), version "
+                      f"{created.segment.version}")
+            if not args.wait:
+                print("A running `lodestar api` runs it; follow it with GetImportJob, or run "
+                      "this command with --wait.")
+                return 0
+            runner = JobRunner(pool, publisher, settings, poll_seconds=0.2,
+                               only=(args.app, job.id))
+            runner.start()  # a running API may claim it first: a job runs once
+            jobs, shown = JobsRepository(pool), None
+            while True:
+                current = await jobs.get(args.app, job.id)
+                if current is None:
+                    print("error: the job disappeared (was the application deleted?)",
+                          file=sys.stderr)
+                    return 1
+                p = current.progress
+                line = (f"{current.status.value}: {p.total_processed} rows imported, "
+                        f"{p.total_failures} failed, files {p.completed_pieces}/"
+                        f"{p.total_pieces}")
+                if line != shown:
+                    print(line, flush=True)
+                    shown = line
+                if current.status in FINISHED:
+                    for failure in p.failures[:args.show_failures]:
+                        print(f"  {failure}")
+                    if p.total_failures > min(len(p.failures), args.show_failures):
+                        print(f"  … {p.total_failures} failures in all (GetImportJob lists "
+                              "the first 100)")
+                    return 0 if current.status is JobStatus.COMPLETED else 1
+                await asyncio.sleep(0.5)
+        finally:
+            if runner is not None:
+                await runner.stop()
+            await publisher.stop()
+            await pool.close()
+
+    return asyncio.run(run())
+
+
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(settings_table_markdown())
@@ -383,6 +564,63 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create an additional admin key (for rotation)")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(handler=cmd_keys_admin)
+
+    p = sub.add_parser("segments", help="inspect segments: membership and backfill progress")
+    segments_sub = p.add_subparsers(dest="segments_command", metavar="ACTION", required=True)
+    c = segments_sub.add_parser(
+        "status",
+        help="show a segment's size, channel counts and backfill progress",
+        description="Show how many endpoints are in a segment now (in total and per "
+        "ChannelType) and how far the workers have got evaluating its latest version over "
+        "the endpoints of their partitions (the backfill: PENDING, IN_PROGRESS, COMPLETED). "
+        "Reads PostgreSQL directly (LODESTAR_POSTGRES_DSN); the same answer as "
+        "GET /v1/apps/APP_ID/segments/SEGMENT_ID/membership. Exits 1 when the segment does "
+        "not exist.",
+        epilog="example: lodestar segments status \"$APP_ID\" \"$SEGMENT_ID\" --watch",
+    )
+    c.add_argument("app_id", metavar="APP_ID", help="the application (project) id")
+    c.add_argument("segment_id", metavar="SEGMENT_ID", help="the segment id")
+    c.add_argument("--watch", action="store_true",
+                   help="refresh until the backfill is COMPLETED, printing the progress "
+                   "(evaluated/total endpoints, partitions done) as it changes; Ctrl-C stops")
+    c.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                   help="seconds between refreshes with --watch (default: 1)")
+    c.add_argument("--json", action="store_true",
+                   help="print the SegmentMembershipResponse as JSON (with --watch: one "
+                   "compact JSON object per line, each time it changes)")
+    c.set_defaults(handler=cmd_segments_status)
+
+    p = sub.add_parser(
+        "import", help="import endpoints from a CSV or JSON file, directory or URL",
+        description="Create an import job, as Pinpoint's CreateImportJob does: every row\n"
+        "becomes an endpoint (created or updated) and, with --segment-name or\n"
+        "--segment-id, a member of an imported segment.\n\n"
+        "CSV: a header row of Pinpoint paths (Id, ChannelType, Address,\n"
+        "Location.Country, User.UserId, User.UserAttributes.<name>, Attributes.<name>,\n"
+        "Metrics.<name>, ...); repeat a column for several values. JSON: one\n"
+        "EndpointRequest object (with Id) per line. See docs/imports.md.",
+        epilog="examples:\n  lodestar import users.csv --app APP --segment-name Newsletter "
+        "--wait\n  lodestar import https://example.com/endpoints.json --app APP\n  "
+        "lodestar import ./drop/ --app APP --format csv --wait",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", metavar="FILE_OR_URL",
+                   help="a file or directory on this host (read by the process that runs the "
+                   "job), a file:/// URL, or an http(s):// URL")
+    p.add_argument("--app", required=True, help="the application (project) id")
+    p.add_argument("--format", choices=["csv", "json"],
+                   help="the file format (default: from the extension .csv/.json/.jsonl)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--segment-name", metavar="NAME",
+                        help="define a new imported segment of these endpoints")
+    target.add_argument("--segment-id", metavar="ID",
+                        help="add the endpoints to this imported segment (a new version)")
+    p.add_argument("--wait", action="store_true",
+                   help="run the job here (or let a running API run it) and show progress "
+                   "until it ends; exit 1 if it FAILED")
+    p.add_argument("--show-failures", type=int, default=10, metavar="N",
+                   help="with --wait, print the first N row failures (default: 10)")
+    p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("settings", help="show the resolved settings")
     p.add_argument("--markdown", action="store_true", help="print the settings table as Markdown")

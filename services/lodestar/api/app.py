@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lodestar.api import endpoints, segments
+from lodestar.api import endpoints, jobs, segment_membership, segments
 from lodestar.api.apps import (
     create_application,
     delete_application,
@@ -30,6 +30,7 @@ from lodestar.api.auth import Authenticator, AuthMiddleware
 from lodestar.api.errors import ErrorType, error_response
 from lodestar.api.event_publisher import EventPublisher
 from lodestar.api.events import put_events
+from lodestar.api.job_runner import JobRunner
 from lodestar.api.openapi import openapi_routes
 from lodestar.contracts.codec import AvroCodec
 from lodestar.control.apps import AppsRepository, missing_migrations
@@ -105,9 +106,13 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
             if own:
                 await pub.start()
             app.state.publisher = pub
+            runner = JobRunner(pool, pub, settings)  # import/export jobs (api/job_runner.py)
+            app.state.job_runner = runner
+            runner.start()
             try:
                 yield
             finally:
+                await runner.stop()
                 if own:
                     await pub.stop()
         finally:
@@ -147,6 +152,21 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
               segments.get_segment_versions, methods=["GET"]),
         Route("/v1/apps/{application_id}/segments/{segment_id}/versions/{version}",
               segments.get_segment_version, methods=["GET"]),
+        # Lodestar extension: membership size, channel counts and backfill progress
+        Route("/v1/apps/{application_id}/segments/{segment_id}/membership",
+              segment_membership.get_segment_membership, methods=["GET"]),
+        Route("/v1/apps/{application_id}/jobs/import", jobs.create_import, methods=["POST"]),
+        Route("/v1/apps/{application_id}/jobs/import", jobs.get_import_jobs, methods=["GET"]),
+        Route("/v1/apps/{application_id}/jobs/import/{job_id}", jobs.get_import_job,
+              methods=["GET"]),
+        Route("/v1/apps/{application_id}/jobs/export", jobs.create_export, methods=["POST"]),
+        Route("/v1/apps/{application_id}/jobs/export", jobs.get_export_jobs, methods=["GET"]),
+        Route("/v1/apps/{application_id}/jobs/export/{job_id}", jobs.get_export_job,
+              methods=["GET"]),
+        Route("/v1/apps/{application_id}/segments/{segment_id}/jobs/import",
+              jobs.get_segment_import_jobs, methods=["GET"]),
+        Route("/v1/apps/{application_id}/segments/{segment_id}/jobs/export",
+              jobs.get_segment_export_jobs, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

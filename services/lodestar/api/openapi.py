@@ -617,6 +617,7 @@ def _schema_overlay(lim: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             },
         },
         "ChannelType": {"description": "Pinpoint's channel types."},
+        **_job_schema_overlay(),
     }
 
 
@@ -759,6 +760,136 @@ def _pinpoint_ops(lim: Mapping[str, Any]) -> dict[str, _PinpointOp]:
             }},
         ),
         **_segment_ops(no_app, signed_too_large),
+        **_job_ops(no_app, signed_too_large),
+    }
+
+
+def _job_schema_overlay() -> dict[str, dict[str, Any]]:
+    """Import/export job shapes (lodestar.api.jobs; docs/imports.md)."""
+    from lodestar.api.jobs import S3_REFUSED
+    from lodestar.control.jobs import MAX_FAILURES
+
+    role = {"description": "Accepted and echoed; Lodestar assumes no IAM role."}
+    job = {
+        "CompletedPieces": {"description": "Files read to the end."},
+        "FailedPieces": {"description": "Files that could not be imported (unreadable, not "
+                         "UTF-8, bad CSV header)."},
+        "Failures": {"description": f"The first {MAX_FAILURES} failure messages, each naming "
+                     "the file, the row and the field."},
+        "TotalFailures": {"description": "Records refused."},
+        "TotalPieces": {"description": "Files of the source (exports: files written)."},
+        "TotalProcessed": {"description": "Records imported (exports: endpoints written)."},
+    }
+    return {
+        "ImportJobRequest": {
+            "description": "CreateImportJob's body. RegisterEndpoints defaults to true.",
+            "properties": {
+                "S3Url": {"description": "`file:///absolute/path` (a file, or a directory "
+                          "whose files are all imported) on the Lodestar host, or an "
+                          f"`http(s)://` URL. `s3://` is refused: {S3_REFUSED}."},
+                "RoleArn": role,
+                "DefineSegment": {"description": "Create an IMPORT segment of the imported "
+                                  "endpoints; needs SegmentName."},
+                "SegmentId": {"description": "Add the endpoints to this IMPORT segment "
+                              "(written as its next version)."},
+            },
+        },
+        "ExportJobRequest": {
+            "description": "CreateExportJob's body.",
+            "properties": {
+                "S3UrlPrefix": {"description": "`file:///absolute/dir` on the Lodestar host; "
+                                "files go to `<dir>/<job id>/part-NNNNN.json`."},
+                "RoleArn": role,
+                "SegmentVersion": {"description": "Only members admitted at this version."},
+            },
+        },
+        "ImportJobResponse": {"description": "An import job and its progress.",
+                              "properties": job},
+        "ExportJobResponse": {"description": "An export job and its progress.",
+                              "properties": job},
+    }
+
+
+def _job_ops(no_app: str, signed_too_large: str) -> dict[str, _PinpointOp]:
+    """CreateImportJob … GetSegmentExportJobs (lodestar.api.jobs)."""
+    from lodestar.api.jobs import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+    paging = {
+        "page-size": {
+            "description": "How many jobs per page.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                       "default": DEFAULT_PAGE_SIZE},
+        },
+        "token": {"description": "The NextToken of the previous page."},
+    }
+    bad_page = "page-size is not a whole number in range, or token is not one of ours."
+    job_id = {"job-id": {"description": "The job id (32 lowercase hex characters)."}}
+    segment_id = {"segment-id": {"description": "The segment id."}}
+    runs = ("The API's job runner runs it in the background (docs/imports.md); poll the "
+            "job for its status and counts.")
+    return {
+        "CreateImportJob": _PinpointOp(
+            tag="Segments", summary="Import endpoints (and define an imported segment)",
+            description="Imports endpoints from a CSV or newline-delimited JSON source and, "
+            "with DefineSegment or SegmentId, makes them members of an IMPORT segment. "
+            + runs,
+            who=_ANY_KEY,
+            errors={400: "The body is invalid, the source is s3:// or does not exist, or "
+                    "DefineSegment lacks SegmentName; the message says what to fix.",
+                    403: None, 404: "No such application, or SegmentId does not exist.",
+                    413: signed_too_large, 500: None},
+            success="The job created.",
+        ),
+        "GetImportJobs": _PinpointOp(
+            tag="Segments", summary="List import jobs",
+            description="Lists the application's import jobs, newest first.",
+            who=_ANY_KEY, errors={400: bad_page, 403: None, 404: no_app, 500: None},
+            success="A page of jobs.", parameters=paging,
+        ),
+        "GetImportJob": _PinpointOp(
+            tag="Segments", summary="Get an import job",
+            description="Reads an import job: status, counts and failures.",
+            who=_ANY_KEY, errors={403: None, 404: "No such job (or application).", 500: None},
+            success="The job.", parameters=job_id,
+        ),
+        "CreateExportJob": _PinpointOp(
+            tag="Segments", summary="Export endpoints to files",
+            description="Writes the application's endpoints (or a segment's members) as "
+            "newline-delimited EndpointResponse JSON into a directory. " + runs,
+            who=_ANY_KEY,
+            errors={400: "The body is invalid or S3UrlPrefix is not a file:/// directory.",
+                    403: None, 404: "No such application, or segment (version).",
+                    413: signed_too_large, 500: None},
+            success="The job created.",
+        ),
+        "GetExportJobs": _PinpointOp(
+            tag="Segments", summary="List export jobs",
+            description="Lists the application's export jobs, newest first.",
+            who=_ANY_KEY, errors={400: bad_page, 403: None, 404: no_app, 500: None},
+            success="A page of jobs.", parameters=paging,
+        ),
+        "GetExportJob": _PinpointOp(
+            tag="Segments", summary="Get an export job",
+            description="Reads an export job: status and counts.",
+            who=_ANY_KEY, errors={403: None, 404: "No such job (or application).", 500: None},
+            success="The job.", parameters=job_id,
+        ),
+        "GetSegmentImportJobs": _PinpointOp(
+            tag="Segments", summary="List a segment's import jobs",
+            description="Lists the import jobs that added to a segment, newest first.",
+            who=_ANY_KEY,
+            errors={400: bad_page, 403: None, 404: "No such segment (or application).",
+                    500: None},
+            success="A page of jobs.", parameters={**segment_id, **paging},
+        ),
+        "GetSegmentExportJobs": _PinpointOp(
+            tag="Segments", summary="List a segment's export jobs",
+            description="Lists the export jobs of a segment, newest first.",
+            who=_ANY_KEY,
+            errors={400: bad_page, 403: None, 404: "No such segment (or application).",
+                    500: None},
+            success="A page of jobs.", parameters={**segment_id, **paging},
+        ),
     }
 
 
@@ -1071,6 +1202,105 @@ def _lodestar_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+def _lodestar_extensions() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Lodestar's own operations under ``/v1/`` (no Pinpoint counterpart), authenticated like
+    Pinpoint's: (paths, component schemas). Each is marked ``x-lodestar-extension: true``."""
+    from lodestar.api.errors import ErrorType
+    from lodestar.control.segment_membership import COMPLETED, IN_PROGRESS, PENDING
+
+    def error(kind: ErrorType, text: str | None = None) -> dict[str, Any]:
+        answer = _ref(kind.value.removesuffix("Exception"), "responses")
+        return {**answer, "description": text} if text else answer
+
+    count = {"type": "integer", "minimum": 0}
+    schemas: dict[str, dict[str, Any]] = {
+        "SegmentMembership": {
+            "description": "Lodestar extension. A segment's members now, and the backfill of "
+            "its latest version.",
+            "type": "object",
+            "required": ["ApplicationId", "SegmentId", "Version", "Size", "ChannelCounts",
+                         "Backfill"],
+            "properties": {
+                "ApplicationId": {"type": "string", "description": "The application's id."},
+                "SegmentId": {"type": "string", "description": "The segment's id."},
+                "Version": {"type": "integer", "minimum": 1,
+                            "description": "The segment's latest version."},
+                "Size": {**count, "description": "How many endpoints are members now (whatever "
+                         "version admitted them)."},
+                "ChannelCounts": {
+                    "type": "object",
+                    "description": "Members per ChannelType, like Pinpoint's ChannelCounts; "
+                    "channels without members are left out. A member whose endpoint the "
+                    "read model does not hold (not projected yet, or deleted) counts in Size "
+                    "but under no channel.",
+                    "propertyNames": _ref("ChannelType"),
+                    "additionalProperties": {"type": "integer", "minimum": 1},
+                },
+                "Backfill": _ref("SegmentBackfillStatus"),
+            },
+        },
+        "SegmentBackfillStatus": {
+            "description": "Lodestar extension. How far the workers have got evaluating one "
+            "segment version over the endpoints of their partitions.",
+            "type": "object",
+            "required": ["Version", "State", "EndpointsEvaluated", "EndpointsTotal",
+                         "PartitionsCompleted", "Partitions"],
+            "properties": {
+                "Version": {"type": "integer", "minimum": 1,
+                            "description": "The segment version evaluated."},
+                "State": {
+                    "type": "string", "enum": [PENDING, IN_PROGRESS, COMPLETED],
+                    "description": "PENDING: no partition has reported yet; IN_PROGRESS: some "
+                    "have; COMPLETED: every partition has finished.",
+                },
+                "EndpointsEvaluated": {**count, "description": "Endpoints evaluated so far, "
+                                       "summed over the partitions that reported."},
+                "EndpointsTotal": {**count, "description": "Endpoints to evaluate, summed "
+                                   "over the partitions that reported."},
+                "PartitionsCompleted": {**count, "description": "Partitions whose backfill "
+                                        "has finished."},
+                "Partitions": {"type": "integer", "minimum": 1,
+                               "description": "Partitions of the topics "
+                               "(`LODESTAR_PARTITIONS`)."},
+            },
+        },
+    }
+    membership = {"get": {
+        "operationId": "GetSegmentMembership",
+        "tags": ["Segments"],
+        "summary": "Segment membership and backfill status (Lodestar extension)",
+        "description": "Lodestar extension, not a Pinpoint operation (boto3's `pinpoint` client "
+        "has no method for it; sign the GET yourself or use Bearer credentials, or run "
+        "`lodestar segments status`). Answers how many endpoints are in the segment now, per "
+        "channel, and the progress of the backfill of its latest version. Read from "
+        "PostgreSQL, which the engine updates within about a second of a membership change. "
+        f"Who may call it: {_ANY_KEY}.",
+        "x-lodestar-extension": True,
+        "parameters": [
+            {"name": "application-id", "in": "path", "description": _APP_ID, "required": True,
+             "schema": {"type": "string"}},
+            {"name": "segment-id", "in": "path",
+             "description": "The segment id (32 lowercase hex characters).", "required": True,
+             "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {
+                "description": "The segment's membership and backfill status.",
+                "headers": {"x-amzn-RequestId": _ref("RequestId", "headers")},
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["SegmentMembershipResponse"],
+                    "properties": {"SegmentMembershipResponse": _ref("SegmentMembership")},
+                }}},
+            },
+            "403": error(ErrorType.FORBIDDEN),
+            "404": error(ErrorType.NOT_FOUND, "No such segment (or application)."),
+            "500": error(ErrorType.INTERNAL),
+        },
+    }}
+    return {"/v1/apps/{application-id}/segments/{segment-id}/membership": membership}, schemas
+
+
 def _info_description() -> str:
     from lodestar.api.errors import ErrorType
 
@@ -1080,7 +1310,9 @@ def _info_description() -> str:
         "the same paths, operation ids, JSON field names and status codes, so boto3's "
         "`pinpoint` client and the AWS CLI work against it given `endpoint_url` and a Lodestar "
         "access key. Bodies are the payload structures themselves, never wrapped in a key "
-        "named after the shape.\n\n"
+        "named after the shape. Lodestar's own operations under `/v1/` (marked "
+        "`x-lodestar-extension`, authenticated the same way) wrap their answer in one key, "
+        "e.g. `{\"SegmentMembershipResponse\": …}`.\n\n"
         "Errors answer `{\"Message\", \"RequestID\"}` with Pinpoint's exception name in the "
         f"`x-amzn-ErrorType` header: {errors}. Under `/v1/` authentication comes first: a "
         "request without valid credentials is answered 403 whatever the path. Then a path no "
@@ -1110,6 +1342,8 @@ def build_document() -> dict[str, Any]:
         paths.setdefault(http["requestUri"], {})[http["method"].lower()] = _operation(
             model, op_id, extra, shapes
         )
+    extension_paths, extension_schemas = _lodestar_extensions()
+    paths.update(extension_paths)
     for path, item in _lodestar_paths().items():
         paths.setdefault(path, item)
 
@@ -1119,6 +1353,9 @@ def build_document() -> dict[str, Any]:
         raise ValueError(f"Pinpoint's exceptions changed shape: {members}")
     schemas = shapes.components
     _apply_overlay(schemas, _schema_overlay(lim))
+    if set(extension_schemas) & set(schemas):
+        raise ValueError("a Lodestar extension schema has the name of one of Pinpoint's")
+    schemas.update(extension_schemas)
     if schemas["ChannelType"]["enum"] != [c.value for c in ChannelType]:
         raise ValueError("lodestar.core ChannelType differs from Pinpoint's model")
     shapes.component(error_shapes["BadRequestException"])

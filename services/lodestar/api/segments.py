@@ -72,6 +72,8 @@ def segment_response(settings: Settings, segment: Segment) -> dict[str, Any]:
     for key in _STORED_KEYS:
         if segment.definition.get(key) is not None:
             out[key] = segment.definition[key]
+    if segment.definition.get("ImportDefinition") is not None:  # an IMPORT segment (api/jobs.py)
+        out["ImportDefinition"] = segment.definition["ImportDefinition"]
     return out
 
 

@@ -23,7 +23,10 @@ from typing import Any
 
 import asyncpg
 
+from lodestar.control.segment_membership import delete_segment_membership
+
 DIMENSIONAL = "DIMENSIONAL"
+IMPORT = "IMPORT"
 
 
 class SourceSegmentsNotFound(Exception):
@@ -96,8 +99,10 @@ class SegmentsRepository:
         name: str | None,
         definition: dict[str, Any],
         sources: Iterable[tuple[str, int | None]] = (),
+        segment_type: str = DIMENSIONAL,
     ) -> Segment:
-        """A new segment at version 1. ``sources``: the (id, version) it is built from.
+        """A new segment at version 1. ``sources``: the (id, version) it is built from;
+        ``segment_type`` IMPORT for the segments import jobs define.
 
         Raises ``SourceSegmentsNotFound``; ``asyncpg.ForeignKeyViolationError`` when
         the application does not exist.
@@ -108,7 +113,7 @@ class SegmentsRepository:
             await conn.execute(
                 "INSERT INTO segments (app_id, id, name, segment_type, latest_version) "
                 "VALUES ($1, $2, $3, $4, 1)",
-                app_id, segment_id, name, DIMENSIONAL,
+                app_id, segment_id, name, segment_type,
             )
             await self._insert_version(conn, app_id, segment_id, 1, name, definition)
             return await self._read(conn, app_id, segment_id, None)  # type: ignore[return-value]
@@ -141,12 +146,29 @@ class SegmentsRepository:
             await self._insert_version(conn, app_id, segment_id, version, name, definition)
             return await self._read(conn, app_id, segment_id, None)
 
+    async def replace_definition(
+        self, app_id: str, segment_id: str, version: int, definition: dict[str, Any]
+    ) -> Segment | None:
+        """Rewrite one version's definition in place (an import job's final Size and
+        ChannelCounts); the version as it now is, or None."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                "UPDATE segment_versions SET definition = $4::jsonb "
+                "WHERE app_id = $1 AND segment_id = $2 AND version = $3",
+                app_id, segment_id, version, json.dumps(definition),
+            )
+            if done == "UPDATE 0":
+                return None
+            return await self._read(conn, app_id, segment_id, version)
+
     async def delete(self, app_id: str, segment_id: str) -> Segment | None:
-        """Delete a segment and all its versions; the latest version as it was, or None."""
+        """Delete a segment, all its versions, its members and backfill progress; the
+        latest version as it was, or None."""
         async with self._pool.acquire() as conn, conn.transaction():
             segment = await self._read(conn, app_id, segment_id, None, lock=True)
             if segment is None:
                 return None
+            await delete_segment_membership(conn, app_id, segment_id)
             await conn.execute(
                 "DELETE FROM segments WHERE app_id = $1 AND id = $2", app_id, segment_id
             )
