@@ -22,8 +22,13 @@ from lodestar.engine.analytics_service import (
     analytics_sink_service,
     erasure_service,
 )
+from lodestar.engine.backfill_progress import BackfillProgress
+from lodestar.engine.membership_projection_service import (
+    segment_membership_projection_service,
+)
 from lodestar.engine.profile_agent import ProfileAgent
 from lodestar.engine.projection_service import endpoint_projection_service
+from lodestar.engine.segment_catalogs import SegmentCatalogs, segment_catalog_service
 from lodestar.engine.web import create_worker_web
 from lodestar.settings import Settings
 
@@ -38,6 +43,8 @@ class Engine:
     endpoint_profiles: faust.Table
     user_endpoints: faust.Table
     analytics: AnalyticsRuntime
+    segments: SegmentCatalogs
+    profiles: ProfileAgent
 
 
 def broker_url(bootstrap: str) -> str:
@@ -81,7 +88,11 @@ def build_engine(
         await app.producer.send_and_wait(topic, key, value, None, None, list(headers))
 
     dead_letters = DeadLetterPublisher(settings, codec, send, "engine")
-    ProfileAgent(app, settings, table, codec, dead_letters).register()
+    catalogs = SegmentCatalogs()
+    app.service(segment_catalog_service(settings, codec, catalogs))
+    progress = BackfillProgress(settings)
+    profiles = ProfileAgent(app, settings, table, codec, dead_letters, catalogs, progress)
+    profiles.register()
     users = app.Table(
         "user-endpoints",
         partitions=settings.partitions,
@@ -90,6 +101,7 @@ def build_engine(
     )
     user_index_agent.register(app, settings, users, codec, dead_letters)
     app.service(endpoint_projection_service(settings, codec))
+    app.service(segment_membership_projection_service(settings, codec))
 
     runtime = AnalyticsRuntime(settings, clickhouse_database)
     if with_analytics:
@@ -97,7 +109,8 @@ def build_engine(
         app.service(erasure_service(settings, codec, runtime))
     web = create_worker_web(runtime, table, users)
     serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
-    return Engine(app=app, endpoint_profiles=table, user_endpoints=users, analytics=runtime)
+    return Engine(app=app, endpoint_profiles=table, user_endpoints=users, analytics=runtime,
+                  segments=catalogs, profiles=profiles)
 
 
 def run_worker(engine: Engine, settings: Settings) -> None:

@@ -1,0 +1,46 @@
+"""The in-memory due index and backfill queues of a worker."""
+
+from __future__ import annotations
+
+from lodestar.engine.segment_work import Backfills, DueIndex
+
+
+def test_due_index_pops_due_keys_once_in_time_order() -> None:
+    index = DueIndex()
+    index.add(0, 300, "a/3")
+    index.add(0, 100, "a/1")
+    index.add(0, 100, "a/1")  # a stale duplicate hint
+    index.add(0, None, "a/never")
+    index.add(1, 50, "a/other-partition")
+    assert index.size(0) == 3 and index.has_due(0, 100) and not index.has_due(0, 99)
+    assert index.pop_due(0, 200, limit=10) == ["a/1"]
+    assert index.pop_due(0, 200, limit=10) == []
+    index.add(0, 250, "a/2")
+    assert index.pop_due(0, 1000, limit=1) == ["a/2"]
+    assert index.pop_due(0, 1000, limit=5) == ["a/3"]
+    index.drop(1)
+    assert not index.has_due(1, 10**12)
+
+
+def test_backfills_keep_only_the_latest_request_per_segment() -> None:
+    jobs = Backfills()
+    jobs.add(3, "app", {"s1": 1, "s2": 1})
+    first = jobs.current(3)
+    assert first is not None and first.total == 0 and not first.finished
+    first.keys = ["app/a", "app/b"]
+    first.position = 1
+    jobs.add(3, "app", {"s1": 2})
+    jobs.add(3, "other", {"s1": 7})
+    assert [(j.app_id, j.segments) for j in jobs.queues[3]] == [
+        ("app", {"s2": 1}), ("app", {"s1": 2}), ("other", {"s1": 7})]
+    jobs.add(3, "app", {"s2": 2})
+    assert [(j.app_id, j.segments) for j in jobs.queues[3]] == [
+        ("app", {"s1": 2}), ("other", {"s1": 7}), ("app", {"s2": 2})]
+    job = jobs.current(3)
+    assert job is not None
+    job.keys = []
+    assert job.finished
+    jobs.done(3)
+    assert jobs.pending(3) and list(jobs.partitions()) == [3]
+    jobs.drop(3)
+    assert not jobs.pending(3) and jobs.current(3) is None
