@@ -49,6 +49,12 @@ class Processes:
                 codes[name] = proc.wait(timeout=10)
         return codes
 
+    def kill(self, name: str) -> int:
+        """SIGKILL ``name`` (a crash: no shutdown of any kind); its exit code."""
+        proc = self.running.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait(timeout=10)
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "lodestar", *args],

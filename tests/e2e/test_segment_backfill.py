@@ -41,7 +41,7 @@ def _endpoint(i: int) -> dict[str, Any]:
             "Attributes": {"plan": [PLANS[i % len(PLANS)]]}, "Metrics": {"score": float(i % 10)}}
 
 
-async def _write_endpoints(settings: Settings, app_id: str) -> None:
+async def _write_endpoints(settings: Settings, app_id: str, count: int) -> None:
     codec = AvroCodec.default()
     headers = list(codec.headers(Topic.ENDPOINT_COMMANDS))
     topic = settings.topic(Topic.ENDPOINT_COMMANDS)
@@ -50,7 +50,7 @@ async def _write_endpoints(settings: Settings, app_id: str) -> None:
     await producer.start()
     try:
         now_ms = int(time.time() * 1000)
-        for i in range(ENDPOINTS):
+        for i in range(count):
             command = upsert_command(app_id, f"ep-{i}", _endpoint(i), f"load-{i}", now_ms)
             await producer.send(topic, codec.encode(Topic.ENDPOINT_COMMANDS, command),
                                 key=f"ep-{i}".encode(), headers=headers)
@@ -59,68 +59,117 @@ async def _write_endpoints(settings: Settings, app_id: str) -> None:
         await producer.stop()
 
 
-async def _read_model_count(dsn: str, app_id: str, within: float) -> tuple[int, float]:
+async def _read_model_count(
+    dsn: str, app_id: str, count: int, within: float
+) -> tuple[int, float]:
     started = time.monotonic()
     conn = await asyncpg.connect(dsn)
     try:
-        count = 0
+        have = 0
         while time.monotonic() - started < within:
-            count = await conn.fetchval(
+            have = await conn.fetchval(
                 "SELECT count(*) FROM endpoint_read_model WHERE app_id = $1 AND NOT deleted",
                 app_id)
-            if count == ENDPOINTS:
+            if have == count:
                 break
             await asyncio.sleep(0.5)
-        return count, time.monotonic() - started
+        return have, time.monotonic() - started
     finally:
         await conn.close()
+
+
+def _load(lodestar: tuple[Processes, dict], settings: Settings, postgres_dsn: str,
+          unique: str, count: int) -> tuple[Any, str]:
+    """An app with ``count`` endpoints, all in the read model; (boto3 client, app id)."""
+    _, urls = lodestar
+    admin = client(urls["api"], *ADMIN_KEY)
+    app_id = admin.create_app(CreateApplicationRequest={"Name": f"backfill-{unique}"})[
+        "ApplicationResponse"]["Id"]
+    started = time.monotonic()
+    asyncio.run(_write_endpoints(settings, app_id, count))
+    have, took = asyncio.run(_read_model_count(postgres_dsn, app_id, count, within=240))
+    assert have == count, f"only {have} endpoints reached the read model"
+    print(f"\n{count:,} endpoints written and projected in "
+          f"{time.monotonic() - started:.1f} s (read model complete after {took:.1f} s)")
+    return admin, app_id
+
+
+def _create_pro_scoring(admin: Any, app_id: str, count: int) -> tuple[str, int, dict[str, int]]:
+    """The segment; its id, expected size and channel counts."""
+    segment = admin.create_segment(ApplicationId=app_id, WriteSegmentRequest={
+        "Name": "pro-scoring", "Dimensions": {
+            "Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro"]}},
+            "Metrics": {"score": {"ComparisonOperator": "GREATER_THAN_OR_EQUAL", "Value": 5}},
+        }})["SegmentResponse"]
+    expected = [i for i in range(count) if i % 3 == 1 and i % 10 >= 5]
+    channels: dict[str, int] = {}
+    for i in expected:
+        channels[CHANNELS[i % len(CHANNELS)]] = channels.get(CHANNELS[i % len(CHANNELS)], 0) + 1
+    return segment["Id"], len(expected), channels
+
+
+def _status(api: str, app_id: str, segment_id: str) -> dict[str, Any]:
+    url = f"{api}/v1/apps/{app_id}/segments/{segment_id}/membership"
+    return dict(httpx.get(url, headers=AUTH, timeout=10).json()["SegmentMembershipResponse"])
+
+
+def _until_complete(procs: Processes, api: str, app_id: str, segment_id: str, size: int,
+                    within: float = 300) -> dict[str, Any]:
+    started = last_print = time.monotonic()
+    body: dict[str, Any] = {}
+    while time.monotonic() - started < within:
+        procs.assert_alive()
+        body = _status(api, app_id, segment_id)
+        backfill = body["Backfill"]
+        if time.monotonic() - last_print > 5:
+            print(f"  {backfill['State']}: {backfill['EndpointsEvaluated']:,}/"
+                  f"{backfill['EndpointsTotal']:,} evaluated, {body['Size']:,} members")
+            last_print = time.monotonic()
+        if backfill["State"] == "COMPLETED" and body["Size"] == size:
+            break
+        time.sleep(0.5)
+    return body
 
 
 def test_a_new_segment_is_backfilled_over_100k_endpoints(
     lodestar: tuple[Processes, dict], settings: Settings, postgres_dsn: str, unique: str
 ) -> None:
     procs, urls = lodestar
-    admin = client(urls["api"], *ADMIN_KEY)
-    app_id = admin.create_app(CreateApplicationRequest={"Name": f"backfill-{unique}"})[
-        "ApplicationResponse"]["Id"]
-    started = time.monotonic()
-    asyncio.run(_write_endpoints(settings, app_id))
-    count, took = asyncio.run(_read_model_count(postgres_dsn, app_id, within=240))
-    assert count == ENDPOINTS, f"only {count} endpoints reached the read model"
-    print(f"\n{ENDPOINTS:,} endpoints written and projected in "
-          f"{time.monotonic() - started:.1f} s (read model complete after {took:.1f} s)")
-
-    segment = admin.create_segment(ApplicationId=app_id, WriteSegmentRequest={
-        "Name": "pro-scoring", "Dimensions": {
-            "Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro"]}},
-            "Metrics": {"score": {"ComparisonOperator": "GREATER_THAN_OR_EQUAL", "Value": 5}},
-        }})["SegmentResponse"]
+    admin, app_id = _load(lodestar, settings, postgres_dsn, unique, ENDPOINTS)
     created = time.monotonic()
-    expected = [i for i in range(ENDPOINTS) if i % 3 == 1 and i % 10 >= 5]
-    channels: dict[str, int] = {}
-    for i in expected:
-        channels[CHANNELS[i % len(CHANNELS)]] = channels.get(CHANNELS[i % len(CHANNELS)], 0) + 1
-
-    url = f"{urls['api']}/v1/apps/{app_id}/segments/{segment['Id']}/membership"
-    body: dict[str, Any] = {}
-    last_print = 0.0
-    while time.monotonic() - created < 300:
-        procs.assert_alive()
-        body = httpx.get(url, headers=AUTH, timeout=10).json()["SegmentMembershipResponse"]
-        backfill = body["Backfill"]
-        if time.monotonic() - last_print > 5:
-            print(f"  {backfill['State']}: {backfill['EndpointsEvaluated']:,}/"
-                  f"{backfill['EndpointsTotal']:,} evaluated, {body['Size']:,} members")
-            last_print = time.monotonic()
-        if backfill["State"] == "COMPLETED" and body["Size"] == len(expected):
-            break
-        time.sleep(0.5)
+    segment_id, size, channels = _create_pro_scoring(admin, app_id, ENDPOINTS)
+    body = _until_complete(procs, urls["api"], app_id, segment_id, size)
     took = time.monotonic() - created
-    print(f"backfill of {ENDPOINTS:,} endpoints: COMPLETED with {body['Size']:,} members "
-          f"in {took:.1f} s ({ENDPOINTS / took:,.0f} endpoints/s, membership projected)")
+    print(f"backfill of {ENDPOINTS:,} endpoints: {body['Backfill']['State']} with "
+          f"{body['Size']:,} members in {took:.1f} s ({ENDPOINTS / took:,.0f} endpoints/s, "
+          "membership projected)")
     backfill = body["Backfill"]
     assert backfill["State"] == "COMPLETED", body
     assert backfill["EndpointsEvaluated"] == backfill["EndpointsTotal"] == ENDPOINTS
     assert backfill["PartitionsCompleted"] == backfill["Partitions"] == 4
-    assert body["Size"] == len(expected)
+    assert body["Size"] == size
     assert body["ChannelCounts"] == channels
+
+
+def test_a_backfill_interrupted_by_a_worker_crash_resumes_and_completes(
+    lodestar: tuple[Processes, dict], settings: Settings, postgres_dsn: str, unique: str
+) -> None:
+    procs, urls = lodestar
+    count = 30_000
+    admin, app_id = _load(lodestar, settings, postgres_dsn, unique, count)
+    segment_id, size, channels = _create_pro_scoring(admin, app_id, count)
+    deadline = time.monotonic() + 60
+    while True:
+        backfill = _status(urls["api"], app_id, segment_id)["Backfill"]
+        if backfill["EndpointsEvaluated"] > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert backfill["State"] == "IN_PROGRESS", f"too late to interrupt: {backfill}"
+    print(f"killing the worker at {backfill['EndpointsEvaluated']:,}/"
+          f"{backfill['EndpointsTotal']:,} evaluated")
+    assert procs.kill("worker") == -9
+    procs.start("worker", "worker")
+    body = _until_complete(procs, urls["api"], app_id, segment_id, size)
+    assert body["Backfill"]["State"] == "COMPLETED", body
+    assert body["Backfill"]["EndpointsEvaluated"] == count
+    assert body["Size"] == size and body["ChannelCounts"] == channels
