@@ -18,6 +18,7 @@ from lodestar.control.segment_membership import (
     delete_segment_membership,
     finished_partitions,
     record_backfill_progress,
+    record_backfills_progress,
     segment_size,
 )
 from lodestar.control.segments import SegmentsRepository
@@ -284,3 +285,20 @@ async def test_timestamps_may_be_datetimes(pool: asyncpg.Pool, app_id: str,
     record["timestamp"] = at
     await apply_membership_changes(pool, [record])
     assert await members(pool, segment_id) == {"a": (1, ms(at))}
+
+
+async def test_one_job_records_progress_for_all_its_segments(
+    pool: asyncpg.Pool, app_id: str, segment_id: str
+) -> None:
+    other = (await SegmentsRepository(pool).create(
+        app_id, "other", {"Dimensions": {}}, [])).id
+    await record_backfills_progress(pool, app_id, [], 0, 1, 1, True)  # nothing to record
+    await record_backfills_progress(
+        pool, app_id, [(segment_id, 1), (other, 3), ("no-such-segment", 1)], 0, 5, 9, False)
+    assert (await backfill_status(pool, app_id, segment_id, 1, 1))["EndpointsEvaluated"] == 5
+    assert (await backfill_status(pool, app_id, other, 3, 1))["EndpointsTotal"] == 9
+    await record_backfills_progress(pool, app_id, [(segment_id, 1), (other, 3)], 0, 9, 9, True)
+    assert await finished_partitions(pool, app_id, segment_id, 1) == {0}
+    assert await finished_partitions(pool, app_id, other, 3) == {0}
+    assert await pool.fetchval(
+        "SELECT count(*) FROM segment_backfill WHERE segment_id = 'no-such-segment'") == 0

@@ -176,3 +176,13 @@ def test_after_change_does_nothing_without_segments_or_inputs() -> None:
     deleted = after_change(app, outcome[0], None, (), NOW)
     assert deleted is not None and not deleted[0].segments
     assert [c.action for c in deleted[1]] == [MembershipAction.EXIT]
+
+
+def test_an_imported_segment_entered_by_backfill_is_caused_by_the_import() -> None:
+    app = _segments(("dyn", PLAN_PRO))
+    app, _ = app.apply_update(segment_from_control(control("imp", 1, {}, SegmentType="IMPORT")))
+    assert app.imported == {"imp"}
+    enter = MembershipChange("imp", 1, MembershipAction.ENTER, ("BACKFILL",))
+    assert membership_record(APP, "e1", None, enter, NOW, (), None, True)["cause"] == "import"
+    dynamic = MembershipChange("dyn", 1, MembershipAction.ENTER, ("BACKFILL",))
+    assert membership_record(APP, "e1", None, dynamic, NOW)["cause"] == "segment"

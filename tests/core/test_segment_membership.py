@@ -18,7 +18,7 @@ from tests.core.test_segment_properties import (
     requests,
 )
 
-from lodestar.core.behaviour_counters import DAY_MS
+from lodestar.core.behaviour_counters import DAY_MS, HOUR_MS
 from lodestar.core.endpoint_profile import ProfileChange, apply_events, apply_update, delete
 from lodestar.core.endpoint_request import EndpointRequest, Location
 from lodestar.core.endpoint_state import EndpointState
@@ -39,6 +39,7 @@ from lodestar.core.segment_membership import (
     full_recompute,
     reevaluate,
 )
+from lodestar.core.segment_predicate import compile_segment
 
 some = st.sampled_from
 
@@ -274,7 +275,8 @@ def test_incremental_membership_equals_full_recompute_and_replays(
         if isinstance(outcome, ProfileChange):
             state = outcome.state
             known = None if outcome.created or mem is None else mem
-            mem, changes = reevaluate(catalog, known, state, names(outcome), now)
+            mem, changes = reevaluate(catalog, known, state, names(outcome), now,
+                                      outcome.previous)
             log.extend(changes)
         check()
     # and nothing is missed until the next due time
@@ -283,3 +285,34 @@ def test_incremental_membership_equals_full_recompute_and_replays(
         for t in (now + 1, (now + horizon) // 2, horizon - 1):
             if now < t < horizon:
                 assert full_recompute(catalog, state, t) == mem.segment_ids, t
+
+
+def test_skipping_is_limited_to_leaves_whose_flip_can_only_move_later() -> None:
+    """Back-dated events raise the count at every instant: AT_LEAST keeps its answer and
+    flips no earlier, so it may be skipped; EXACTLY can newly hit its target as buckets
+    leave the window (3 → never 2, but 5 → 2), so it must be re-evaluated."""
+    now = START + 10 * HOUR_MS
+    old_events = [_event("buy", now - 3 * HOUR_MS, eid=f"o{i}") for i in range(3)]
+    before = apply_events(None, APP, EP, old_events, now)
+    assert isinstance(before, ProfileChange) and before.state is not None
+    late = [_event("buy", now - HOUR_MS, now=now, eid=f"n{i}") for i in range(2)]
+    after = apply_events(before.state, APP, EP, late, now)
+    assert isinstance(after, ProfileChange) and after.state is not None
+    changed = frozenset(names(after))
+
+    def body(operator: str, count: int) -> SegmentDefinition:
+        return seg({"Dimensions": {"Behavioral": {"Performed": [{
+            "EventType": "buy", "Operator": operator, "Count": count, "WithinHours": 5}]}}})
+
+    exactly = compile_segment(body("EXACTLY", 2))
+    assert not exactly.matches(before.state, now, {})
+    assert not exactly.matches(after.state, now, {})
+    assert exactly.next_flip_ms(before.state, now) is None
+    assert exactly.next_flip_ms(after.state, now) is not None
+    assert not exactly.unchanged_by(before.state, after.state, now, changed)
+
+    at_least = compile_segment(body("AT_LEAST", 2))
+    assert at_least.unchanged_by(before.state, after.state, now, changed)
+    old_flip = at_least.next_flip_ms(before.state, now)
+    new_flip = at_least.next_flip_ms(after.state, now)
+    assert old_flip is not None and new_flip is not None and new_flip >= old_flip

@@ -166,6 +166,34 @@ async def record_backfill_progress(
     )
 
 
+async def record_backfills_progress(
+    pool: asyncpg.Pool,
+    app_id: str,
+    segments: Sequence[tuple[str, int]],
+    partition: int,
+    evaluated: int,
+    total: int,
+    finished: bool,
+) -> None:
+    """``record_backfill_progress`` for several (segment id, version) evaluated together
+    (one backfill job), in one statement."""
+    if not segments:
+        return
+    ids, versions = [list(c) for c in zip(*segments, strict=True)]
+    await pool.execute(
+        "INSERT INTO segment_backfill (app_id, segment_id, segment_version, partition, "
+        "evaluated, total, started_at, updated_at, finished_at) "
+        "SELECT $1, j.id, j.version, $4, $5, $6, now(), now(), "
+        "CASE WHEN $7::boolean THEN now() END "
+        "FROM unnest($2::text[], $3::int[]) AS j(id, version) "
+        "WHERE EXISTS (SELECT 1 FROM segments WHERE app_id = $1 AND id = j.id) "
+        "ON CONFLICT (app_id, segment_id, segment_version, partition) DO UPDATE SET "
+        "evaluated = EXCLUDED.evaluated, total = EXCLUDED.total, updated_at = now(), "
+        "finished_at = COALESCE(segment_backfill.finished_at, EXCLUDED.finished_at)",
+        app_id, ids, versions, partition, evaluated, total, finished,
+    )
+
+
 async def finished_partitions(
     pool: asyncpg.Pool, app_id: str, segment_id: str, segment_version: int
 ) -> set[int]:

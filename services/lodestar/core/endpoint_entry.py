@@ -50,9 +50,11 @@ def after_change(
     state: EndpointState | None,
     touched: Iterable[str],
     now_ms: int,
+    previous: EndpointState | None = None,
 ) -> Outcome | None:
     """Membership after a profile change that touched ``touched`` (``state`` None:
-    deleted); ``None`` when there is nothing to evaluate or store."""
+    deleted; ``previous``: the state before, which lets unaffected segments be
+    skipped — see ``reevaluate``); ``None`` when there is nothing to evaluate or store."""
     names = frozenset(touched)
     if state is None:
         return None if memberships is None else reevaluate(
@@ -63,4 +65,4 @@ def after_change(
         return reevaluate(segments.catalog, None, state, names, now_ms)
     if not names:
         return None
-    return reevaluate(segments.catalog, memberships, state, names, now_ms)
+    return reevaluate(segments.catalog, memberships, state, names, now_ms, previous)

@@ -36,8 +36,10 @@ from lodestar.core.segment_membership import (
     CAUSE_DELETED,
     CAUSE_REMOVED,
     CAUSE_TIME,
+    MembershipAction,
     MembershipChange,
     SegmentCatalog,
+    SegmentCycleError,
     build_catalog,
 )
 from lodestar.core.segment_predicate import IMPORTED_SEGMENTS, SEGMENT_PREFIX
@@ -81,36 +83,73 @@ class AppSegments:
     filters: tuple[PerformedCondition, ...] = ()
     deleted: Mapping[str, int] = field(default_factory=dict)
     """Ids deleted, with the version of the deletion (so a late older upsert is ignored)."""
+    imported: frozenset[str] = frozenset()
+    """The ids of the imported (static) segments."""
 
     def apply_update(self, update: SegmentUpdate) -> tuple[AppSegments, frozenset[str]]:
-        """The next state and the changed segment ids (empty: nothing changed)."""
-        held = self.definitions.get(update.segment_id)
-        if update.definition is None:
-            stale = held is not None and update.version < held[0]
-        else:
-            stale = (held is not None and update.version <= held[0]) or (
-                update.segment_id in self.deleted
-                and update.version <= self.deleted[update.segment_id]
-            )
-        if stale:
+        """The next state and the changed segment ids (empty: nothing changed); raises
+        ``SegmentCycleError`` (and changes nothing) for an update that makes a cycle."""
+        definitions, deleted = dict(self.definitions), dict(self.deleted)
+        if not _merge(definitions, deleted, update):
             return self, frozenset()
-        definitions = dict(self.definitions)
-        deleted = dict(self.deleted)
-        if update.definition is None:
-            if held is None:
-                deleted[update.segment_id] = update.version
-                return AppSegments(definitions, self.catalog, self.filters, deleted), frozenset()
-            definitions.pop(update.segment_id)
-            deleted[update.segment_id] = update.version
-        else:
-            definitions[update.segment_id] = (update.version, update.definition)
-            deleted.pop(update.segment_id, None)
-        catalog = build_catalog(definitions)  # raises SegmentCycleError: nothing changes
+        return self._rebuilt(definitions, deleted), frozenset({update.segment_id})
+
+    def apply_updates(
+        self, updates: Iterable[SegmentUpdate]
+    ) -> tuple[AppSegments, frozenset[str], list[tuple[SegmentUpdate, SegmentCycleError]]]:
+        """Many updates, compiled once (loading the control topic): the next state, the
+        changed ids and the updates refused because they made a cycle."""
+        items = list(updates)
+        definitions, deleted = dict(self.definitions), dict(self.deleted)
+        changed = {u.segment_id for u in items if _merge(definitions, deleted, u)}
+        if not changed:
+            return self, frozenset(), []
+        try:
+            return self._rebuilt(definitions, deleted), frozenset(changed), []
+        except SegmentCycleError:
+            pass
+        current: AppSegments = self
+        refused: list[tuple[SegmentUpdate, SegmentCycleError]] = []
+        done: set[str] = set()
+        for update in items:  # rare: find the culprits one by one
+            try:
+                current, one = current.apply_update(update)
+                done |= one
+            except SegmentCycleError as exc:
+                refused.append((update, exc))
+        return current, frozenset(done), refused
+
+    def _rebuilt(
+        self, definitions: dict[str, tuple[int, SegmentDefinition]], deleted: dict[str, int]
+    ) -> AppSegments:
+        catalog = build_catalog(definitions, self.catalog)  # raises SegmentCycleError
         filters = tuple(sorted(
             {c for entry in catalog.entries.values() for c in entry.segment.counter_types},
             key=lambda c: c.counter_type,
         ))
-        return AppSegments(definitions, catalog, filters, deleted), frozenset({update.segment_id})
+        imported = frozenset(sid for sid, (_, d) in definitions.items()
+                             if d.import_id is not None)
+        return AppSegments(definitions, catalog, filters, deleted, imported)
+
+
+def _merge(
+    definitions: dict[str, tuple[int, SegmentDefinition]],
+    deleted: dict[str, int],
+    update: SegmentUpdate,
+) -> bool:
+    """Apply ``update`` to the two maps in place unless it is stale; whether it applied."""
+    held = definitions.get(update.segment_id)
+    if update.definition is None:
+        if held is not None and update.version < held[0]:
+            return False
+        deleted[update.segment_id] = max(update.version, deleted.get(update.segment_id, 0))
+        return definitions.pop(update.segment_id, None) is not None
+    if (held is not None and update.version <= held[0]) or (
+        update.version <= deleted.get(update.segment_id, 0)
+    ):
+        return False
+    definitions[update.segment_id] = (update.version, update.definition)
+    return True
 
 
 def cause_label(cause: Iterable[str], triggers: Iterable[str] = ()) -> str:
@@ -145,9 +184,14 @@ def membership_record(
     now_ms: int,
     triggers: Iterable[str] = (),
     event_id: str | None = None,
+    imported: bool = False,
 ) -> dict[str, Any]:
-    """The ``lodestar.v1.SegmentMembershipChange`` record of ``change``."""
+    """The ``lodestar.v1.SegmentMembershipChange`` record of ``change``; an ENTER of an
+    imported segment is always caused by an import, even when the endpoint was added
+    before the worker knew the segment and the backfill found it."""
     label = cause_label(change.cause, triggers)
+    if imported and label == "segment" and change.action is MembershipAction.ENTER:
+        label = "import"
     return {
         "app_id": app_id,
         "segment_id": change.segment_id,

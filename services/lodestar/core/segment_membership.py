@@ -93,11 +93,21 @@ class SegmentCatalog:
         return frozenset(s for name in changed for s in self.by_input.get(name, ()))
 
 
-def build_catalog(definitions: Mapping[str, tuple[int, SegmentDefinition]]) -> SegmentCatalog:
+def build_catalog(
+    definitions: Mapping[str, tuple[int, SegmentDefinition]],
+    previous: SegmentCatalog | None = None,
+) -> SegmentCatalog:
+    """Compile ``definitions``; segments unchanged since ``previous`` are not recompiled."""
     entries: dict[str, CatalogEntry] = {}
     by_input: dict[str, set[str]] = {}
     for sid, (version, definition) in definitions.items():
-        compiled = compile_segment(definition)
+        held = previous.entries.get(sid) if previous is not None else None
+        if held is not None and held.version == version and (
+            held.segment.definition is definition
+        ):
+            compiled = held.segment
+        else:
+            compiled = compile_segment(definition)
         sources = frozenset(
             name[len(SEGMENT_PREFIX):] for name in compiled.inputs
             if name.startswith(SEGMENT_PREFIX)
@@ -185,8 +195,13 @@ def reevaluate(
     state: EndpointState | None,
     changed: Iterable[str],
     now_ms: int,
+    previous: EndpointState | None = None,
 ) -> Outcome:
-    """After a profile change; see the module docstring."""
+    """After a profile change; see the module docstring. With ``previous`` (the state
+    before the change), an affected segment whose changed leaves are monotone and
+    answer the same for both states keeps its stored membership and due time
+    (``CompiledSegment.unchanged_by``) unless it is due or was evaluated at another
+    version."""
     names = frozenset(changed)
     if state is None:
         return _exit_all(catalog, memberships or EMPTY)
@@ -196,11 +211,34 @@ def reevaluate(
             for sid, e in catalog.entries.items()
         }
         return _run(catalog, EMPTY, state, now_ms, seeds)
+    affected = catalog.affected(names)
+    if previous is not None:
+        affected = frozenset(
+            sid for sid in affected if not _still_valid(
+                catalog.entries[sid], memberships, previous, state, names, now_ms)
+        )
     seeds = {
-        sid: tuple(sorted(names & catalog.entries[sid].segment.inputs))
-        for sid in catalog.affected(names)
+        sid: tuple(sorted(names & catalog.entries[sid].segment.inputs)) for sid in affected
     }
     return _run(catalog, memberships, state, now_ms, seeds)
+
+
+def _still_valid(
+    entry: CatalogEntry,
+    memberships: EndpointMemberships,
+    previous: EndpointState,
+    state: EndpointState,
+    names: frozenset[str],
+    now_ms: int,
+) -> bool:
+    sid = entry.segment_id
+    due_at = memberships.due.get(sid)
+    if due_at is not None and due_at <= now_ms:
+        return False
+    held = memberships.segments.get(sid)
+    if held is not None and held != entry.version:
+        return False
+    return entry.segment.unchanged_by(previous, state, now_ms, names)
 
 
 def due(

@@ -49,7 +49,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from lodestar.core.behaviour_counters import DAY_MS, HOUR_MS, count_since, first_seen, last_seen
+from lodestar.core.behaviour_counters import (
+    DAILY_BUCKETS,
+    DAY_MS,
+    HOUR_MS,
+    HOURLY_BUCKETS,
+    TypeCounts,
+    count_since,
+    first_seen,
+    last_seen,
+)
 from lodestar.core.endpoint_request import ChannelType
 from lodestar.core.endpoint_state import EndpointState
 from lodestar.core.segment_definition import (
@@ -91,6 +100,14 @@ class _Node:
     match: _Match
     flip: _Flip
     inputs: frozenset[str]
+    monotone: bool = False
+    """A leaf whose next change can only come later when events are added while its
+    value stays the same (Performed at a fixed resolution, NotPerformedSince, Recency)."""
+    children: tuple[_Node, ...] = ()
+
+    @property
+    def leaves(self) -> tuple[_Node, ...]:
+        return tuple(x for c in self.children for x in c.leaves) if self.children else (self,)
 
 
 @dataclass(frozen=True)
@@ -99,9 +116,27 @@ class CompiledSegment:
     inputs: frozenset[str]
     counter_types: frozenset[PerformedCondition]
     _root: _Node
+    _leaves: tuple[_Node, ...] = ()
 
     def matches(self, state: EndpointState, now_ms: int, memberships: Memberships) -> bool:
         return self._root.match(state, now_ms, memberships)
+
+    def unchanged_by(
+        self, before: EndpointState, after: EndpointState, now_ms: int, changed: frozenset[str]
+    ) -> bool:
+        """True when going from ``before`` to ``after`` (which differ only in
+        ``changed``) can neither change the answer at ``now_ms`` nor bring its next
+        flip earlier: every leaf reading a changed input is monotone and answers the
+        same for both. Then a stored membership and due time remain valid."""
+        for leaf in self._leaves:
+            if leaf.inputs.isdisjoint(changed):
+                continue
+            if not leaf.monotone or (
+                leaf.match(before, now_ms, _NO_MEMBERSHIPS)
+                != leaf.match(after, now_ms, _NO_MEMBERSHIPS)
+            ):
+                return False
+        return True
 
     def next_flip_ms(self, state: EndpointState, now_ms: int) -> int | None:
         return self._root.flip(state, now_ms)
@@ -122,7 +157,7 @@ def compile_segment(definition: SegmentDefinition) -> CompiledSegment:
     filtered = frozenset(
         c for c in conditions if isinstance(c, PerformedCondition) and c.attributes
     )
-    return CompiledSegment(definition, root.inputs, filtered, root)
+    return CompiledSegment(definition, root.inputs, filtered, root, root.leaves)
 
 
 def derived_counter_types(
@@ -167,7 +202,7 @@ def _combine(how: Combine, nodes: list[_Node]) -> _Node:
     def flip(s: EndpointState, n: int) -> int | None:
         return _earliest(x.flip(s, n) for x in items)
 
-    return _Node(match, flip, frozenset(i for x in items for i in x.inputs))
+    return _Node(match, flip, frozenset(i for x in items for i in x.inputs), children=items)
 
 
 def _earliest(times: Iterable[int | None]) -> int | None:
@@ -304,7 +339,7 @@ def _recency(c: RecencyCondition) -> _Node:
         t = s.last_active_ms + c.duration_ms + 1
         return t if t > n else None
 
-    return _Node(match, flip, frozenset({"LastActive"}))
+    return _Node(match, flip, frozenset({"LastActive"}), monotone=True)
 
 
 _SET_FIELDS: Mapping[str, tuple[str, Callable[[EndpointState], str | None]]] = {
@@ -375,10 +410,19 @@ def _performed(c: PerformedCondition) -> _Node:
     def at(s: EndpointState, n: int) -> bool:
         return compare(count_since(s.counters, key, n - window, n), c.count)
 
+    # Windows of at most 47 h are always counted in hours, windows over 48 h always in
+    # days; then the count only falls as buckets leave the window (or retention), and
+    # the flip follows from the buckets alone. A 48 h window switches resolution with
+    # the clock and takes the general path.
+    fixed = (HOUR_MS, HOURLY_BUCKETS) if window <= (HOURLY_BUCKETS - 1) * HOUR_MS else (
+        (DAY_MS, DAILY_BUCKETS) if window > HOURLY_BUCKETS * HOUR_MS else None)
+
     def flip(s: EndpointState, n: int) -> int | None:
         counts = s.counters.types.get(key)
         if counts is None:
             return None
+        if fixed is not None:
+            return _falling_count_flip(counts, n, window, fixed, compare, c.count)
         # The count is a step function of time that changes only when a bucket
         # enters or leaves the window; try those instants in order.
         candidates: set[int] = set()
@@ -392,7 +436,37 @@ def _performed(c: PerformedCondition) -> _Node:
     def match(s: EndpointState, n: int, m: Memberships) -> bool:
         return at(s, n)
 
-    return _Node(match, flip, frozenset({f"Events.{key}"}))
+    # Added events raise the count at every instant, so AT_LEAST / AT_MOST can only
+    # flip later; EXACTLY may hit the target earlier and is always re-evaluated.
+    monotone = fixed is not None and c.operator is not CountOperator.EXACTLY
+    return _Node(match, flip, frozenset({f"Events.{key}"}), monotone=monotone)
+
+
+def _falling_count_flip(
+    counts: TypeCounts,
+    now: int,
+    window: int,
+    resolution: tuple[int, int],
+    compare: Callable[[int, int], bool],
+    target: int,
+) -> int | None:
+    """When ``compare(count in the window, target)`` first changes after ``now``, for a
+    window counted at one fixed resolution (size ms, buckets retained): bucket ``i``
+    leaves at ``i * size + window + 1`` or when retention drops it, whichever is first."""
+    size, retained = resolution
+    buckets = counts.hours if size == HOUR_MS else counts.days
+    first, last = -(-(now - window) // size), now // size
+    if size == DAY_MS:
+        first = max(first, now // DAY_MS - (DAILY_BUCKETS - 1))
+    inside = [(min(i * size + window + 1, (i + retained) * size), k)
+              for i, k in buckets if first <= i <= last]
+    count = sum(k for _, k in inside)
+    holds = compare(count, target)
+    for leaves, k in sorted(inside):
+        count -= k
+        if compare(count, target) != holds:
+            return leaves
+    return None
 
 
 def _not_performed(c: NotPerformedSinceCondition) -> _Node:
@@ -406,7 +480,7 @@ def _not_performed(c: NotPerformedSinceCondition) -> _Node:
             return None
         return _first_change(match, s, n, _crossings([last], [c.since], n))
 
-    return _Node(match, flip, frozenset({f"Events.{c.event_type}"}))
+    return _Node(match, flip, frozenset({f"Events.{c.event_type}"}), monotone=True)
 
 
 def _seen(c: SeenCondition) -> _Node:

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from lodestar.control.segment_membership import record_backfill_progress
+from lodestar.control.segment_membership import record_backfills_progress
 from lodestar.engine.segment_work import BackfillJob
 from lodestar.settings import Settings
 
@@ -43,12 +43,11 @@ class BackfillProgress:
         """Store ``job``'s progress on ``partition`` for each segment it evaluates."""
         try:
             pool = await self._connect()
-            for segment_id, version in job.segments.items():
-                if version > 0:
-                    await record_backfill_progress(
-                        pool, job.app_id, segment_id, version, partition,
-                        job.position, job.total, job.finished,
-                    )
+            await record_backfills_progress(
+                pool, job.app_id,
+                [(sid, version) for sid, version in job.segments.items() if version > 0],
+                partition, job.position, job.total, job.finished,
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("backfill progress of app %s on partition %d not recorded: %s",
                         job.app_id, partition, exc)

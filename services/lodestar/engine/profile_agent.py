@@ -168,6 +168,9 @@ class ProfileAgent:
         dead-letter, run ticks, publish."""
         now_ms = int(time.time() * 1000)
         work = await self._decode(events)
+        for partition in work:
+            if partition not in self.planned:  # before its first fold: a fresh table
+                await self._plan(partition)    # has nothing to backfill
         out = Outbox()
         refused: list[tuple[EventT, str]] = []
         for partition, part in work.items():
@@ -238,7 +241,8 @@ class ProfileAgent:
             attributes_change(app_id, user_id, endpoint_id, attributes, now_ms)
             for user_id, attributes in result.user_attribute_changes
         ]
-        outcome = after_change(segments, memberships, result.state, result.touched, now_ms)
+        outcome = after_change(segments, memberships, result.state, result.touched, now_ms,
+                               state)
         if outcome is not None:
             memberships = self._note(partition, key, result.state or state, outcome, now_ms,
                                      out, result.triggers, _last_event_id(inputs))
@@ -266,17 +270,18 @@ class ProfileAgent:
         self.due_index.add(partition, memberships.next_due_ms, key)
         return memberships
 
-    @staticmethod
     def _records(
+        self,
         subject: EndpointState,
         changes: list[MembershipChange],
         now_ms: int,
         triggers: set[str] | tuple[str, ...],
         event_id: str | None,
     ) -> list[dict[str, Any]]:
+        imported = self.catalogs.get(subject.application_id).imported
         return [
             membership_record(subject.application_id, subject.id, _user_id(subject), change,
-                              now_ms, triggers, event_id)
+                              now_ms, triggers, event_id, change.segment_id in imported)
             for change in changes
         ]
 
@@ -383,8 +388,8 @@ class ProfileAgent:
                 if key.startswith(prefix)
                 and partition_of(key[len(prefix):], self.partitions) == partition
             ]
-            log.info("backfill of %s in app %s on partition %d: %d endpoint(s)",
-                     ", ".join(sorted(job.segments)), job.app_id, partition, len(job.keys))
+            log.info("backfill of %d segment(s) in app %s on partition %d: %d endpoint(s)",
+                     len(job.segments), job.app_id, partition, len(job.keys))
         catalog = self.catalogs.get(job.app_id).catalog
         chunk = job.keys[job.position:job.position + BACKFILL_CHUNK]
         for key in chunk:
