@@ -60,6 +60,10 @@ class BehaviourCounters:
     """All event types of one endpoint. Build it with ``record``; never mutate it."""
 
     types: Mapping[str, TypeCounts] = field(default_factory=dict)
+    _counts: dict[tuple[str, int, int], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """``count_since`` answers already computed on this (immutable) value."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form: ``{"types": {name: {"first", "last", "hours", "days"}}}``."""
@@ -149,9 +153,19 @@ def count_since(
     ``since_ms`` before the retention start is clamped to it. ``now_ms`` must
     not be earlier than the ``now_ms`` of any ``record`` call.
     """
+    memo = counters._counts
+    key = (event_type, since_ms, now_ms)
+    known = memo.get(key)
+    if known is not None:
+        return known
     counts = counters.types.get(event_type)
     if counts is None or since_ms > now_ms:
         return 0
+    memo[key] = answer = _count(counts, since_ms, now_ms)
+    return answer
+
+
+def _count(counts: TypeCounts, since_ms: int, now_ms: int) -> int:
     hour_floor, day_floor = _floors(now_ms)
     since = max(since_ms, day_floor * DAY_MS)
     if since >= hour_floor * HOUR_MS:

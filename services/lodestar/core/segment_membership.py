@@ -30,7 +30,7 @@ the membership.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -205,22 +205,18 @@ def reevaluate(
     names = frozenset(changed)
     if state is None:
         return _exit_all(catalog, memberships or EMPTY)
+    def cause_of(sid: str) -> tuple[str, ...]:
+        return tuple(sorted(names & catalog.entries[sid].segment.inputs)) or (CAUSE_CREATED,)
+
     if memberships is None:
-        seeds = {
-            sid: tuple(sorted(names & e.segment.inputs)) or (CAUSE_CREATED,)
-            for sid, e in catalog.entries.items()
-        }
-        return _run(catalog, EMPTY, state, now_ms, seeds)
+        return _run(catalog, EMPTY, state, now_ms, catalog.order, cause_of)
     affected = catalog.affected(names)
     if previous is not None:
         affected = frozenset(
             sid for sid in affected if not _still_valid(
                 catalog.entries[sid], memberships, previous, state, names, now_ms)
         )
-    seeds = {
-        sid: tuple(sorted(names & catalog.entries[sid].segment.inputs)) for sid in affected
-    }
-    return _run(catalog, memberships, state, now_ms, seeds)
+    return _run(catalog, memberships, state, now_ms, affected, cause_of)
 
 
 def _still_valid(
@@ -250,16 +246,13 @@ def due(
     """Re-check the segments due at or before ``now_ms`` (cause TIME)."""
     if state is None:
         return _exit_all(catalog, memberships)
-    seeds = {
-        sid: (CAUSE_TIME,) for sid, t in memberships.due.items()
-        if t <= now_ms and sid in catalog.entries
-    }
+    seeds = [sid for sid, t in memberships.due.items() if t <= now_ms and sid in catalog.entries]
     stale = {sid: t for sid, t in memberships.due.items() if sid not in catalog.entries}
     if stale:
         memberships = EndpointMemberships(
             memberships.segments, {k: v for k, v in memberships.due.items() if k not in stale}
         )
-    return _run(catalog, memberships, state, now_ms, seeds)
+    return _run(catalog, memberships, state, now_ms, seeds, lambda sid: (CAUSE_TIME,))
 
 
 def backfill(
@@ -287,8 +280,8 @@ def backfill(
     if state is None:
         result, more = _exit_all(catalog, current)
         return result, changes + more
-    seeds = {sid: (CAUSE_BACKFILL,) for sid in ids - removed}
-    result, more = _run(catalog, current, state, now_ms, seeds)
+    result, more = _run(catalog, current, state, now_ms, ids - removed,
+                        lambda sid: (CAUSE_BACKFILL,))
     return result, changes + more
 
 
@@ -308,24 +301,25 @@ def _run(
     memberships: EndpointMemberships,
     state: EndpointState,
     now_ms: int,
-    seeds: Mapping[str, tuple[str, ...]],
+    seeds: Iterable[str],
+    cause_of: Callable[[str], tuple[str, ...]],
 ) -> Outcome:
-    """Evaluate ``seeds`` (id → cause) in dependency order, following membership
-    changes to dependents."""
-    if not seeds:
+    """Evaluate ``seeds`` in dependency order, following membership changes to
+    dependents; ``cause_of(id)`` names a seed's cause (asked only when it changes)."""
+    queue = [(catalog.position[sid], sid) for sid in seeds]
+    if not queue:
         return memberships, []
-    segments = dict(memberships.segments)
-    due_at = dict(memberships.due)
-    member: dict[str, bool] = dict.fromkeys(segments, True)
-    causes: dict[str, set[str]] = {sid: set(c) for sid, c in seeds.items()}
-    queue = [(catalog.position[sid], sid) for sid in causes]
     heapq.heapify(queue)
+    segments = dict(memberships.segments)  # also the source memberships (versions ≥ 1)
+    due_at = dict(memberships.due)
+    via: dict[str, set[str]] = {}  # dependents queued because a source changed
     changes: list[MembershipChange] = []
     while queue:
         _, sid = heapq.heappop(queue)
         entry = catalog.entries[sid]
-        inside = entry.segment.matches(state, now_ms, member)
-        flip = entry.segment.next_flip_ms(state, now_ms)
+        segment = entry.segment
+        inside = segment.matches(state, now_ms, segments)
+        flip = segment.next_flip_ms(state, now_ms) if segment.timed else None
         if flip is None:
             due_at.pop(sid, None)
         else:
@@ -333,18 +327,16 @@ def _run(
         was = sid in segments
         if inside:
             segments[sid] = entry.version
-            member[sid] = True
-        else:
-            segments.pop(sid, None)
-            member.pop(sid, None)
+        elif was:
+            del segments[sid]
         if inside == was:
             continue
         action = MembershipAction.ENTER if inside else MembershipAction.EXIT
-        changes.append(MembershipChange(sid, entry.version, action,
-                                        tuple(sorted(causes[sid]))))
+        cause = tuple(sorted(via[sid])) if sid in via else cause_of(sid)
+        changes.append(MembershipChange(sid, entry.version, action, cause))
         for dep in catalog.dependents.get(sid, ()):
-            if dep not in causes:
-                causes[dep] = set()
+            if dep not in via:
+                via[dep] = set()
                 heapq.heappush(queue, (catalog.position[dep], dep))
-            causes[dep].add(SEGMENT_PREFIX + sid)
+            via[dep].add(SEGMENT_PREFIX + sid)
     return EndpointMemberships(segments, due_at), changes

@@ -90,7 +90,8 @@ PUSH_CHANNELS = frozenset({
     ChannelType.APNS_VOIP, ChannelType.APNS_VOIP_SANDBOX, ChannelType.ADM, ChannelType.BAIDU,
 })
 
-Memberships = Mapping[str, bool]
+Memberships = Mapping[str, object]
+"""Source segment id → a truthy value when the endpoint is a member (absent: not)."""
 _Match = Callable[[EndpointState, int, Memberships], bool]
 _Flip = Callable[[EndpointState, int], int | None]
 
@@ -106,6 +107,13 @@ class _Node:
     children: tuple[_Node, ...] = ()
 
     @property
+    def timed(self) -> bool:
+        """Whether the answer can change with the clock alone (some leaf can flip)."""
+        if self.children:
+            return any(c.timed for c in self.children)
+        return self.flip is not _no_flip
+
+    @property
     def leaves(self) -> tuple[_Node, ...]:
         return tuple(x for c in self.children for x in c.leaves) if self.children else (self,)
 
@@ -117,6 +125,8 @@ class CompiledSegment:
     counter_types: frozenset[PerformedCondition]
     _root: _Node
     _leaves: tuple[_Node, ...] = ()
+    timed: bool = True
+    """False when no condition depends on the clock: ``next_flip_ms`` is always None."""
 
     def matches(self, state: EndpointState, now_ms: int, memberships: Memberships) -> bool:
         return self._root.match(state, now_ms, memberships)
@@ -144,8 +154,9 @@ class CompiledSegment:
 
 def compile_segment(definition: SegmentDefinition) -> CompiledSegment:
     if definition.import_id is not None:
-        return CompiledSegment(definition, frozenset({IMPORTED_SEGMENTS}), frozenset(),
-                               _imported(definition.import_id))
+        root = _imported(definition.import_id)
+        return CompiledSegment(definition, frozenset({IMPORTED_SEGMENTS}), frozenset(), root,
+                               root.leaves, False)
     if definition.dimensions is not None:
         root = _dimensions(definition.dimensions)
         conditions = list(definition.dimensions.conditions)
@@ -157,7 +168,7 @@ def compile_segment(definition: SegmentDefinition) -> CompiledSegment:
     filtered = frozenset(
         c for c in conditions if isinstance(c, PerformedCondition) and c.attributes
     )
-    return CompiledSegment(definition, root.inputs, filtered, root, root.leaves)
+    return CompiledSegment(definition, root.inputs, filtered, root, root.leaves, root.timed)
 
 
 def derived_counter_types(
@@ -185,7 +196,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 # --- combinators ------------------------------------------------------------------------
 
 def _const(value: bool) -> _Node:
-    return _Node(lambda s, n, m: value, lambda s, n: None, frozenset())
+    return _Node(lambda s, n, m: value, _no_flip, frozenset())
 
 
 def _combine(how: Combine, nodes: list[_Node]) -> _Node:
@@ -218,12 +229,12 @@ def _group(group: SegmentGroup) -> _Node:
 
 
 def _imported(segment_id: str) -> _Node:
-    return _Node(lambda s, n, m: segment_id in s.imported_segments, lambda s, n: None,
+    return _Node(lambda s, n, m: segment_id in s.imported_segments, _no_flip,
                  frozenset({IMPORTED_SEGMENTS}))
 
 
 def _source(segment_id: str) -> _Node:
-    return _Node(lambda s, n, m: bool(m.get(segment_id, False)), lambda s, n: None,
+    return _Node(lambda s, n, m: bool(m.get(segment_id, False)), _no_flip,
                  frozenset({SEGMENT_PREFIX + segment_id}))
 
 
