@@ -30,14 +30,19 @@ the membership.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from lodestar.core.behaviour_counters import count_since
 from lodestar.core.endpoint_state import EndpointState
-from lodestar.core.segment_definition import SegmentDefinition
+from lodestar.core.segment_definition import CountOperator, SegmentDefinition
 from lodestar.core.segment_predicate import SEGMENT_PREFIX, CompiledSegment, compile_segment
+
+EVENTS_PREFIX = "Events."
+_LAST = "\U0010ffff"  # sorts after every segment id
 
 CAUSE_TIME = "TIME"
 CAUSE_DELETED = "DELETED"
@@ -78,6 +83,37 @@ class CatalogEntry:
     version: int
     segment: CompiledSegment
     sources: frozenset[str]
+    generic_inputs: frozenset[str] = frozenset()
+    """Inputs this segment reads through a leaf that is not a ``Threshold``."""
+
+
+@dataclass(frozen=True)
+class ThresholdGroup:
+    """The ``Threshold`` leaves on one (counter, window), by count: ascending
+    ``(count, segment id)`` pairs for AT_LEAST, AT_MOST and EXACTLY."""
+
+    at_least: tuple[tuple[int, str], ...]
+    at_most: tuple[tuple[int, str], ...]
+    exactly: tuple[tuple[int, str], ...] = ()
+
+    def crossed(self, old: int, new: int) -> set[str]:
+        """Segments with a leaf whose answer differs between the counts ``old`` and ``new``."""
+        low, high = min(old, new), max(old, new)
+        # AT_LEAST n differs iff low < n <= high; AT_MOST n differs iff low <= n < high
+        hits: set[str] = set()
+        for n, sid in self.at_least[bisect_right(self.at_least, (low, _LAST)):]:
+            if n > high:
+                break
+            hits.add(sid)
+        for n, sid in self.at_most[bisect_left(self.at_most, (low, "")):]:
+            if n >= high:
+                break
+            hits.add(sid)
+        for n, sid in self.exactly:
+            if n > high:
+                break
+            hits.add(sid)
+        return hits
 
 
 @dataclass(frozen=True)
@@ -88,9 +124,27 @@ class SegmentCatalog:
     order: tuple[str, ...]
     position: Mapping[str, int]
 
+    thresholds: Mapping[str, Mapping[tuple[str, int], ThresholdGroup]] = field(
+        default_factory=dict)
+    """Input name (``Events.<counter>``) → (counter, window) → its threshold leaves."""
+
     def affected(self, changed: Iterable[str]) -> frozenset[str]:
         """The segments reading any of ``changed`` directly (not via sources)."""
         return frozenset(s for name in changed for s in self.by_input.get(name, ()))
+
+    def crossed(
+        self, before: EndpointState, after: EndpointState, changed: Iterable[str], now_ms: int
+    ) -> set[str]:
+        """Segments with a threshold leaf on ``changed`` that answers differently for the
+        two states at ``now_ms`` (two counts per (counter, window), then a bisection)."""
+        hits: set[str] = set()
+        for name in changed:
+            for (counter, window), group in self.thresholds.get(name, {}).items():
+                old = count_since(before.counters, counter, now_ms - window, now_ms)
+                new = count_since(after.counters, counter, now_ms - window, now_ms)
+                if old != new:
+                    hits |= group.crossed(old, new)
+        return hits
 
 
 def build_catalog(
@@ -112,7 +166,7 @@ def build_catalog(
             name[len(SEGMENT_PREFIX):] for name in compiled.inputs
             if name.startswith(SEGMENT_PREFIX)
         )
-        entries[sid] = CatalogEntry(sid, version, compiled, sources)
+        entries[sid] = CatalogEntry(sid, version, compiled, sources, compiled.generic_inputs)
         for name in compiled.inputs:
             if not name.startswith(SEGMENT_PREFIX):
                 by_input.setdefault(name, set()).add(sid)
@@ -141,7 +195,24 @@ def build_catalog(
         dependents={k: frozenset(v) for k, v in dependents.items() if v},
         order=tuple(order),
         position={sid: i for i, sid in enumerate(order)},
+        thresholds=_threshold_index(entries.values()),
     )
+
+
+def _threshold_index(
+    entries: Iterable[CatalogEntry],
+) -> dict[str, dict[tuple[str, int], ThresholdGroup]]:
+    slot = {CountOperator.AT_LEAST: 0, CountOperator.AT_MOST: 1, CountOperator.EXACTLY: 2}
+    work: dict[tuple[str, int], tuple[list[tuple[int, str]], ...]] = {}
+    for entry in entries:
+        for t in entry.segment.thresholds:
+            lists = work.setdefault((t.counter, t.window_ms), ([], [], []))
+            lists[slot[t.operator]].append((t.count, entry.segment_id))
+    index: dict[str, dict[tuple[str, int], ThresholdGroup]] = {}
+    for (counter, window), (at_least, at_most, exactly) in work.items():
+        index.setdefault(EVENTS_PREFIX + counter, {})[(counter, window)] = ThresholdGroup(
+            tuple(sorted(at_least)), tuple(sorted(at_most)), tuple(sorted(exactly)))
+    return index
 
 
 @dataclass(frozen=True)
@@ -198,7 +269,7 @@ def reevaluate(
     previous: EndpointState | None = None,
 ) -> Outcome:
     """After a profile change; see the module docstring. With ``previous`` (the state
-    before the change), an affected segment whose changed leaves are monotone and
+    before the change), an affected segment whose changed leaves are stable and
     answer the same for both states keeps its stored membership and due time
     (``CompiledSegment.unchanged_by``) unless it is due or was evaluated at another
     version."""
@@ -212,8 +283,9 @@ def reevaluate(
         return _run(catalog, EMPTY, state, now_ms, catalog.order, cause_of)
     affected = catalog.affected(names)
     if previous is not None:
+        crossed = catalog.crossed(previous, state, names, now_ms)
         affected = frozenset(
-            sid for sid in affected if not _still_valid(
+            sid for sid in affected if sid in crossed or not _still_valid(
                 catalog.entries[sid], memberships, previous, state, names, now_ms)
         )
     return _run(catalog, memberships, state, now_ms, affected, cause_of)
@@ -234,6 +306,8 @@ def _still_valid(
     held = memberships.segments.get(sid)
     if held is not None and held != entry.version:
         return False
+    if entry.generic_inputs.isdisjoint(names):
+        return True  # only threshold leaves read the change, and none was crossed
     return entry.segment.unchanged_by(previous, state, now_ms, names)
 
 

@@ -94,6 +94,21 @@ Memberships = Mapping[str, object]
 """Source segment id → a truthy value when the endpoint is a member (absent: not)."""
 _Match = Callable[[EndpointState, int, Memberships], bool]
 _Flip = Callable[[EndpointState, int], int | None]
+_Stable = Callable[[EndpointState, EndpointState, int], bool]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A Performed leaf at a fixed resolution: ``count_since(counter, now - window, now)``
+    compared with ``count`` by ``operator``. When events raise that count from ``old``
+    to ``new``, the leaf needs evaluating only if AT_LEAST / AT_MOST crossed ``count``
+    or, for EXACTLY, ``count <= new`` (below it the count can only fall, never to it);
+    an index finds those without evaluating the others."""
+
+    counter: str
+    window_ms: int
+    operator: CountOperator
+    count: int
 
 
 @dataclass(frozen=True)
@@ -101,9 +116,11 @@ class _Node:
     match: _Match
     flip: _Flip
     inputs: frozenset[str]
-    monotone: bool = False
-    """A leaf whose next change can only come later when events are added while its
-    value stays the same (Performed at a fixed resolution, NotPerformedSince, Recency)."""
+    threshold: Threshold | None = None
+    stable: _Stable | None = None
+    """For a leaf on the clock: whether going from one state to another (that differ
+    only in inputs it reads) keeps its answer now and brings its next change no
+    earlier. None: never assumed. Leaves off the clock need only the same answer."""
     children: tuple[_Node, ...] = ()
 
     @property
@@ -128,6 +145,15 @@ class CompiledSegment:
     timed: bool = True
     """False when no condition depends on the clock: ``next_flip_ms`` is always None."""
 
+    @property
+    def thresholds(self) -> tuple[Threshold, ...]:
+        return tuple(x.threshold for x in self._leaves if x.threshold is not None)
+
+    @property
+    def generic_inputs(self) -> frozenset[str]:
+        """Inputs read by a leaf that is not a ``Threshold``."""
+        return frozenset(i for x in self._leaves if x.threshold is None for i in x.inputs)
+
     def matches(self, state: EndpointState, now_ms: int, memberships: Memberships) -> bool:
         return self._root.match(state, now_ms, memberships)
 
@@ -136,12 +162,15 @@ class CompiledSegment:
     ) -> bool:
         """True when going from ``before`` to ``after`` (which differ only in
         ``changed``) can neither change the answer at ``now_ms`` nor bring its next
-        flip earlier: every leaf reading a changed input is monotone and answers the
-        same for both. Then a stored membership and due time remain valid."""
+        flip earlier: every leaf reading a changed input is stable (see ``_Node``).
+        Then a stored membership and due time remain valid."""
         for leaf in self._leaves:
             if leaf.inputs.isdisjoint(changed):
                 continue
-            if not leaf.monotone or (
+            if leaf.stable is not None:
+                if not leaf.stable(before, after, now_ms):
+                    return False
+            elif leaf.flip is not _no_flip or (
                 leaf.match(before, now_ms, _NO_MEMBERSHIPS)
                 != leaf.match(after, now_ms, _NO_MEMBERSHIPS)
             ):
@@ -297,8 +326,6 @@ def _attribute(c: AttributeCondition) -> _Node:
     relative = [ref for ref in c.times if ref.relative]
 
     def flip(s: EndpointState, n: int) -> int | None:
-        if not relative:
-            return None
         times = [t for t in map(_instant, values(s)) if t is not None]
         if not times:
             return None
@@ -308,7 +335,14 @@ def _attribute(c: AttributeCondition) -> _Node:
             return _first_change(match, s, n, candidates)
         return _first_change(match, s, n, _crossings(times, relative, n))
 
-    return _Node(match, flip, frozenset({f"{c.source}.{c.name}"}))
+    inputs = frozenset({f"{c.source}.{c.name}"})
+    if not relative:
+        return _Node(match, _no_flip, inputs)
+
+    def stable(b: EndpointState, a: EndpointState, n: int) -> bool:
+        return values(b) == values(a)  # the same values: the same leaf
+
+    return _Node(match, flip, inputs, stable=stable)
 
 
 def _crossings(values: Iterable[int], refs: Iterable[TimeRef], now: int) -> list[int]:
@@ -350,7 +384,7 @@ def _recency(c: RecencyCondition) -> _Node:
         t = s.last_active_ms + c.duration_ms + 1
         return t if t > n else None
 
-    return _Node(match, flip, frozenset({"LastActive"}), monotone=True)
+    return _Node(match, flip, frozenset({"LastActive"}), stable=_same_answer(match))
 
 
 _SET_FIELDS: Mapping[str, tuple[str, Callable[[EndpointState], str | None]]] = {
@@ -421,12 +455,14 @@ def _performed(c: PerformedCondition) -> _Node:
     def at(s: EndpointState, n: int) -> bool:
         return compare(count_since(s.counters, key, n - window, n), c.count)
 
-    # Windows of at most 47 h are always counted in hours, windows over 48 h always in
-    # days; then the count only falls as buckets leave the window (or retention), and
-    # the flip follows from the buckets alone. A 48 h window switches resolution with
-    # the clock and takes the general path.
-    fixed = (HOUR_MS, HOURLY_BUCKETS) if window <= (HOURLY_BUCKETS - 1) * HOUR_MS else (
-        (DAY_MS, DAILY_BUCKETS) if window > HOURLY_BUCKETS * HOUR_MS else None)
+    # count_since counts a window of at most 47 h in hours and one of 48 h or more in
+    # days, whatever the clock (``now - window`` is then always before the first
+    # retained hour); the count only falls as buckets leave the window (or retention),
+    # and the flip follows from the buckets alone. Windows strictly between (not
+    # expressible in whole hours) switch resolution and take the general path.
+    last_hourly, first_daily = (HOURLY_BUCKETS - 1) * HOUR_MS, HOURLY_BUCKETS * HOUR_MS
+    fixed = (HOUR_MS, HOURLY_BUCKETS) if window <= last_hourly else (
+        (DAY_MS, DAILY_BUCKETS) if window >= first_daily else None)
 
     def flip(s: EndpointState, n: int) -> int | None:
         counts = s.counters.types.get(key)
@@ -449,8 +485,16 @@ def _performed(c: PerformedCondition) -> _Node:
 
     # Added events raise the count at every instant, so AT_LEAST / AT_MOST can only
     # flip later; EXACTLY may hit the target earlier and is always re-evaluated.
-    monotone = fixed is not None and c.operator is not CountOperator.EXACTLY
-    return _Node(match, flip, frozenset({f"Events.{key}"}), monotone=monotone)
+    if fixed is None:
+        return _Node(match, flip, frozenset({f"Events.{key}"}))
+    threshold = Threshold(key, window, c.operator, c.count)
+    if c.operator is not CountOperator.EXACTLY:
+        return _Node(match, flip, frozenset({f"Events.{key}"}), threshold, _same_answer(match))
+
+    def below(b: EndpointState, a: EndpointState, n: int) -> bool:
+        return count_since(a.counters, key, n - window, n) < c.count
+
+    return _Node(match, flip, frozenset({f"Events.{key}"}), threshold, below)
 
 
 def _falling_count_flip(
@@ -480,6 +524,14 @@ def _falling_count_flip(
     return None
 
 
+def _same_answer(match: _Match) -> _Stable:
+    """``stable`` for leaves whose next change only moves later as their inputs grow."""
+    def stable(b: EndpointState, a: EndpointState, n: int) -> bool:
+        return match(b, n, _NO_MEMBERSHIPS) == match(a, n, _NO_MEMBERSHIPS)
+
+    return stable
+
+
 def _not_performed(c: NotPerformedSinceCondition) -> _Node:
     def match(s: EndpointState, n: int, m: Memberships) -> bool:
         last = last_seen(s.counters, c.event_type)
@@ -491,7 +543,9 @@ def _not_performed(c: NotPerformedSinceCondition) -> _Node:
             return None
         return _first_change(match, s, n, _crossings([last], [c.since], n))
 
-    return _Node(match, flip, frozenset({f"Events.{c.event_type}"}), monotone=True)
+    # events only move the last time later, and with it the moment Since passes it
+    return _Node(match, flip, frozenset({f"Events.{c.event_type}"}),
+                 stable=_same_answer(match))
 
 
 def _seen(c: SeenCondition) -> _Node:
@@ -518,4 +572,15 @@ def _seen(c: SeenCondition) -> _Node:
         inputs = frozenset({f"Events.{c.event_type}"})
     else:
         inputs = frozenset() if c.first else frozenset({"LastActive"})
-    return _Node(match, flip, inputs)
+    if not refs:
+        return _Node(match, _no_flip, inputs)
+
+    def stable(b: EndpointState, a: EndpointState, n: int) -> bool:
+        # first seen may move earlier (a back-dated event): only the same time is safe;
+        # last seen only moves later, so are its crossings — unless it was unknown
+        old, new = value(b), value(a)
+        if c.first or old is None:
+            return old == new
+        return match(b, n, _NO_MEMBERSHIPS) == match(a, n, _NO_MEMBERSHIPS)
+
+    return _Node(match, flip, inputs, stable=stable)
