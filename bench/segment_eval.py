@@ -22,13 +22,15 @@ import pstats
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from amplify_events import event_records
 from lodestar.contracts.codec import AvroCodec
 from lodestar.core.endpoint_entry import after_change, entry, read_entry
+from lodestar.core.endpoint_state import EndpointState, blank_state
 from lodestar.core.profile_inputs import InputKind, ProfileInput, fold_endpoint, input_key
 from lodestar.core.segment_control import AppSegments, membership_record, segment_from_control
+from lodestar.core.segment_membership import EndpointMemberships, blank_memberships
 from lodestar.core.topics import Topic
 from segments import BodyGenerator, control_records, segment_bodies, segment_pool
 
@@ -59,6 +61,20 @@ def batches(app_id: str, n_events: int, endpoints: int, size: int, seed: int = 3
     return out
 
 
+def baseline(segments: AppSegments, now_ms: int,
+             blanks: dict[int, tuple[EndpointState, EndpointMemberships]]
+             ) -> Callable[[EndpointState], tuple[EndpointState, EndpointMemberships]]:
+    """The blank endpoint and its membership, once per CreationDate (as the agent does)."""
+    def get(state: EndpointState) -> tuple[EndpointState, EndpointMemberships]:
+        if state.creation_date not in blanks:
+            blank = blank_state(state.application_id, state.id, state.creation_date)
+            blanks[state.creation_date] = (
+                blank, blank_memberships(segments.catalog, blank, now_ms))
+        return blanks[state.creation_date]
+
+    return get
+
+
 def run(segments: AppSegments, work: list[dict[str, list[ProfileInput]]],
         table: dict[str, str] | None = None) -> tuple[float, int]:
     """Seconds and membership changes for ``work`` over ``table`` (key → JSON value)."""
@@ -67,6 +83,7 @@ def run(segments: AppSegments, work: list[dict[str, list[ProfileInput]]],
     started = time.perf_counter()
     for batch in work:
         now_ms = int(time.time() * 1000)
+        blanks: dict[int, tuple[EndpointState, EndpointMemberships]] = {}
         for key, inputs in batch.items():
             raw = table.get(key)
             state, memberships = read_entry(json.loads(raw) if raw else None)
@@ -74,7 +91,7 @@ def run(segments: AppSegments, work: list[dict[str, list[ProfileInput]]],
             result = fold_endpoint(state, first["app_id"], first["endpoint_id"], inputs, now_ms,
                                    segments.filters)
             outcome = after_change(segments, memberships, result.state, result.touched, now_ms,
-                                   state)
+                                   state, baseline(segments, now_ms, blanks))
             if outcome is not None:
                 memberships = outcome[0]
                 subject = result.state or state

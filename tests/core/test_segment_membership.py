@@ -21,7 +21,7 @@ from tests.core.test_segment_properties import (
 from lodestar.core.behaviour_counters import DAY_MS, HOUR_MS
 from lodestar.core.endpoint_profile import ProfileChange, apply_events, apply_update, delete
 from lodestar.core.endpoint_request import EndpointRequest, Location
-from lodestar.core.endpoint_state import EndpointState
+from lodestar.core.endpoint_state import EndpointState, blank_state
 from lodestar.core.segment_definition import (
     SegmentDefinition,
     SegmentDefinitionError,
@@ -34,11 +34,13 @@ from lodestar.core.segment_membership import (
     SegmentCatalog,
     SegmentCycleError,
     backfill,
+    blank_memberships,
     build_catalog,
     due,
     full_recompute,
     reevaluate,
 )
+from lodestar.core.segment_membership import created as created_from_blank
 from lodestar.core.segment_predicate import compile_segment
 
 some = st.sampled_from
@@ -239,11 +241,14 @@ histories = st.lists(st.tuples(advances, actions), min_size=2, max_size=10)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(catalogs(), histories)
+@given(catalogs(), histories, st.booleans())
 def test_incremental_membership_equals_full_recompute_and_replays(
     catalog: SegmentCatalog,
     history: list[tuple[int, EndpointRequest | list[tuple[str, int, str]] | str]],
+    from_blank: bool,
 ) -> None:
+    """``from_blank``: a created endpoint starts from the blank endpoint's membership
+    (``created``), else every segment is evaluated."""
     filters = tuple(sorted({f for e in catalog.entries.values() for f in e.segment.counter_types},
                            key=lambda f: f.counter_type))
     now = START
@@ -274,9 +279,16 @@ def test_incremental_membership_equals_full_recompute_and_replays(
             outcome = apply_events(state, APP, EP, event_records(action, now), now, filters)
         if isinstance(outcome, ProfileChange):
             state = outcome.state
-            known = None if outcome.created or mem is None else mem
-            mem, changes = reevaluate(catalog, known, state, names(outcome), now,
-                                      outcome.previous)
+            if outcome.created and from_blank:
+                assert state is not None
+                blank = blank_state(APP, EP, state.creation_date)
+                baseline = blank_memberships(catalog, blank, now)
+                mem, changes = created_from_blank(catalog, state, names(outcome), now, blank,
+                                                  baseline)
+            else:
+                known = None if outcome.created or mem is None else mem
+                mem, changes = reevaluate(catalog, known, state, names(outcome), now,
+                                          outcome.previous)
             log.extend(changes)
         check()
     # and nothing is missed until the next due time

@@ -8,12 +8,12 @@ evaluated against its application's segments, a ``memberships`` key holding
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lodestar.core.endpoint_state import EndpointState
 from lodestar.core.segment_control import AppSegments
-from lodestar.core.segment_membership import EndpointMemberships, Outcome, reevaluate
+from lodestar.core.segment_membership import EndpointMemberships, Outcome, created, reevaluate
 
 MEMBERSHIPS = "memberships"
 
@@ -51,10 +51,13 @@ def after_change(
     touched: Iterable[str],
     now_ms: int,
     previous: EndpointState | None = None,
+    baseline: Callable[[EndpointState], tuple[EndpointState, EndpointMemberships]] | None = None,
 ) -> Outcome | None:
     """Membership after a profile change that touched ``touched`` (``state`` None:
     deleted; ``previous``: the state before, which lets unaffected segments be
-    skipped — see ``reevaluate``); ``None`` when there is nothing to evaluate or store."""
+    skipped — see ``reevaluate``); ``None`` when there is nothing to evaluate or store.
+    For an endpoint created by this change, ``baseline(state)`` gives the blank
+    endpoint with its CreationDate and that blank's membership (see ``created``)."""
     names = frozenset(touched)
     if state is None:
         return None if memberships is None else reevaluate(
@@ -62,6 +65,9 @@ def after_change(
     if memberships is None:
         if not segments.catalog.entries:
             return None
+        if previous is None and baseline is not None:
+            blank, members = baseline(state)
+            return created(segments.catalog, state, names, now_ms, blank, members)
         return reevaluate(segments.catalog, None, state, names, now_ms)
     if not names:
         return None

@@ -311,6 +311,37 @@ def _still_valid(
     return entry.segment.unchanged_by(previous, state, now_ms, names)
 
 
+def blank_memberships(
+    catalog: SegmentCatalog, blank: EndpointState, now_ms: int
+) -> EndpointMemberships:
+    """The membership of ``blank`` (an endpoint with nothing set) at ``now_ms``: the
+    baseline ``created`` starts from, computed once for all endpoints created at once."""
+    return _run(catalog, EMPTY, blank, now_ms, catalog.order, lambda sid: (CAUSE_CREATED,))[0]
+
+
+def created(
+    catalog: SegmentCatalog,
+    state: EndpointState,
+    changed: Iterable[str],
+    now_ms: int,
+    blank: EndpointState,
+    baseline: EndpointMemberships,
+) -> Outcome:
+    """A new endpoint (``changed``: everything its first changes set, compared with
+    ``blank``, which has its CreationDate): start from ``baseline``
+    (``blank_memberships(catalog, blank, now_ms)``) and evaluate only the segments the
+    difference can affect (``reevaluate`` with ``previous=blank``). Every segment it
+    is in is an ENTER, in dependency order. Equal to evaluating every segment."""
+    memberships, changes = reevaluate(catalog, baseline, state, changed, now_ms, blank)
+    caused = {c.segment_id: c.cause for c in changes if c.action is MembershipAction.ENTER}
+    enters = [
+        MembershipChange(sid, memberships.segments[sid], MembershipAction.ENTER,
+                         caused.get(sid, (CAUSE_CREATED,)))
+        for sid in catalog.order if sid in memberships.segments
+    ]
+    return memberships, enters
+
+
 def due(
     catalog: SegmentCatalog,
     memberships: EndpointMemberships,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from lodestar.contracts.codec import AvroCodec, ContractError
 from lodestar.core.dead_letters import DeadLetter, DlqReason
 from lodestar.core.endpoint_commands import CommandKind, tick_command
 from lodestar.core.endpoint_entry import after_change, entry, next_due_ms, read_entry
-from lodestar.core.endpoint_state import EndpointState
+from lodestar.core.endpoint_state import EndpointState, blank_state
 from lodestar.core.profile_inputs import (
     InputKind,
     ProfileInput,
@@ -44,12 +44,13 @@ from lodestar.core.profile_inputs import (
     input_key,
     remove_attributes_everywhere,
 )
-from lodestar.core.segment_control import membership_record
+from lodestar.core.segment_control import AppSegments, membership_record
 from lodestar.core.segment_membership import (
     EndpointMemberships,
     MembershipChange,
     Outcome,
     backfill,
+    blank_memberships,
     due,
 )
 from lodestar.core.topics import Topic
@@ -101,6 +102,22 @@ class Outbox:
     memberships: list[dict[str, Any]] = field(default_factory=list)
     writes: dict[int, dict[str, dict[str, Any] | None]] = field(default_factory=dict)
     contexts: dict[int, EventT] = field(default_factory=dict)
+    blanks: dict[tuple[int, int], tuple[EndpointState, EndpointMemberships]] = field(
+        default_factory=dict)
+
+    def baseline(
+        self, segments: AppSegments, now_ms: int
+    ) -> Callable[[EndpointState], tuple[EndpointState, EndpointMemberships]]:
+        """For endpoints created in this batch: the blank endpoint and its membership,
+        evaluated once per catalog and CreationDate (``core.segment_membership.created``)."""
+        def get(state: EndpointState) -> tuple[EndpointState, EndpointMemberships]:
+            key = (id(segments.catalog), state.creation_date)
+            if key not in self.blanks:
+                blank = blank_state(state.application_id, state.id, state.creation_date)
+                self.blanks[key] = (blank, blank_memberships(segments.catalog, blank, now_ms))
+            return self.blanks[key]
+
+        return get
 
     def put(self, context: EventT, key: str, value: dict[str, Any] | None) -> None:
         """Write ``value`` (None: delete) under ``key`` in ``context``'s partition."""
@@ -242,7 +259,7 @@ class ProfileAgent:
             for user_id, attributes in result.user_attribute_changes
         ]
         outcome = after_change(segments, memberships, result.state, result.touched, now_ms,
-                               state)
+                               state, out.baseline(segments, now_ms))
         if outcome is not None:
             memberships = self._note(partition, key, result.state or state, outcome, now_ms,
                                      out, result.triggers, _last_event_id(inputs))
