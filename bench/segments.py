@@ -540,8 +540,13 @@ async def measure_worker(
             extra={"LODESTAR_WORKER_ID": worker_id, "LODESTAR_WORKER_WEB_PORT": str(port),
                    "LODESTAR_WORKER_URL": f"http://127.0.0.1:{port}"},
         )
-        worker = LodestarProcess(f"worker ({variant})", ["worker", "--without-analytics"], env,
-                                 workdir / f"{variant}.log")
+        separate = args.projections == "separate"
+        worker = LodestarProcess(
+            f"worker ({variant})",
+            ["worker", "--without-analytics", *(["--without-projections"] if separate else [])],
+            env, workdir / f"{variant}.log")
+        projections = LodestarProcess(f"projections ({variant})", ["projections"], env,
+                                      workdir / f"{variant}-projections.log") if separate else None
         spy = None
         if args.py_spy and with_segments:
             spy = PySpy(args.py_spy, 0, workdir / f"py-spy-{variant}.txt",
@@ -549,6 +554,9 @@ async def measure_worker(
         spawned = time.time()
         await worker.start()
         report(f"{variant}: worker pid {worker.pid}, id {worker_id}")
+        if projections is not None:
+            await projections.start()
+            report(f"{variant}: `lodestar projections` pid {projections.pid} (separate process)")
         latency = None
         try:
             async with asyncio.timeout(args.timeout):
@@ -572,6 +580,8 @@ async def measure_worker(
                 await spy.stop()
             code = await worker.stop()
             report(f"{variant}: worker stopped (exit {code})")
+            if projections is not None:
+                report(f"{variant}: projections stopped (exit {await projections.stop()})")
     if window is None or window[1] <= window[0]:
         raise BenchError(f"{variant}: no usable {CHANGELOG} records to time the run")
     enters, exits, causes, members = await membership_stats(
@@ -825,6 +835,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
                         help=f"length of the latency phase (default {DEFAULT_SECONDS:.0f})")
     parser.add_argument("--skip-latency", action="store_true", help="throughput only")
+    parser.add_argument("--projections", choices=("worker", "separate"), default="worker",
+                        help="run the PostgreSQL projections inside the worker (default, as "
+                        "`lodestar worker` does) or as `lodestar projections` beside a worker "
+                        "started --without-projections")
     parser.add_argument("--skip-baselines", action="store_true",
                         help="measure the worker only (for profiling)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_PHASE_TIMEOUT_S,

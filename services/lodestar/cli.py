@@ -51,7 +51,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         f"web http://{settings.worker_web_host}:{settings.worker_web_port}",
         flush=True,
     )
-    run_worker(build_engine(settings, with_analytics=not args.without_analytics), settings)
+    run_worker(build_engine(settings, with_analytics=not args.without_analytics,
+                            with_projections=not args.without_projections), settings)
+    return 0
+
+
+def cmd_projections(args: argparse.Namespace, settings: Settings) -> int:
+    from lodestar.engine.app import run_projections
+    from lodestar.topics_admin import ensure_topics
+
+    asyncio.run(ensure_topics(settings))
+    print(f"Lodestar projections {settings.worker_id}: Kafka {settings.kafka_bootstrap} → "
+          f"PostgreSQL (endpoint read model, segment membership)", flush=True)
+    run_projections(settings)
     return 0
 
 
@@ -504,7 +516,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--without-analytics", action="store_true",
         help="do not run the ClickHouse sink in this worker",
     )
+    p.add_argument(
+        "--without-projections", action="store_true",
+        help="do not run the PostgreSQL projections (endpoint read model, segment "
+        "membership) in this worker; run `lodestar projections` instead",
+    )
     p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser(
+        "projections",
+        help="run the PostgreSQL read-model projections on their own (with workers "
+        "started --without-projections)",
+    )
+    p.set_defaults(handler=cmd_projections)
 
     p = sub.add_parser("migrate", help="apply PostgreSQL (and ClickHouse server) migrations")
     p.set_defaults(handler=cmd_migrate)

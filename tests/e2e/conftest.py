@@ -23,11 +23,10 @@ ADMIN_KEY = ("LSAE2EADMIN000000001", "E2eAdminSecret000000000000000000000000x1")
 
 
 @pytest.fixture
-def lodestar(
-    settings: Settings, tmp_path: Path, unique: str, postgres_dsn: str
-) -> Iterator[tuple[Processes, dict]]:
+def lodestar_env(settings: Settings, tmp_path: Path, postgres_dsn: str) -> dict[str, str]:
+    """The environment of this test's Lodestar processes (own prefix, ports, data dir)."""
     api_port, web_port = free_port(), free_port()
-    env = {
+    return {
         **os.environ,
         "LODESTAR_POSTGRES_DSN": postgres_dsn,
         "LODESTAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -42,14 +41,35 @@ def lodestar(
         "LODESTAR_ADMIN_ACCESS_KEY_ID": ADMIN_KEY[0],
         "LODESTAR_ADMIN_SECRET_ACCESS_KEY": ADMIN_KEY[1],
     }
-    procs = Processes(env, tmp_path)
+
+
+def launch(env: dict[str, str], logs: Path, *worker_args: str,
+           projections: bool = False) -> tuple[Processes, dict[str, str]]:
+    """Migrate, start ``lodestar api`` and ``lodestar worker *worker_args`` (and
+    ``lodestar projections``), wait until healthy; the caller stops them."""
+    procs = Processes(env, logs)
     migrated = procs.cli("migrate")
     assert migrated.returncode == 0, migrated.stderr
     procs.start("api", "api")
-    procs.start("worker", "worker")
-    urls = {"api": f"http://127.0.0.1:{api_port}", "worker": f"http://127.0.0.1:{web_port}"}
+    procs.start("worker", "worker", *worker_args)
+    if projections:
+        procs.start("projections", "projections")
+    urls = {"api": f"http://127.0.0.1:{env['LODESTAR_API_PORT']}",
+            "worker": env["LODESTAR_WORKER_URL"]}
     try:
         _wait_healthy(procs, urls)
+    except BaseException:
+        procs.stop_all()
+        raise
+    return procs, urls
+
+
+@pytest.fixture
+def lodestar(
+    lodestar_env: dict[str, str], tmp_path: Path, unique: str
+) -> Iterator[tuple[Processes, dict]]:
+    procs, urls = launch(lodestar_env, tmp_path)
+    try:
         yield procs, urls
     finally:
         procs.stop_all()

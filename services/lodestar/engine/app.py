@@ -58,6 +58,7 @@ def build_engine(
     *,
     clickhouse_database: str | None = None,
     with_analytics: bool = True,
+    with_projections: bool = True,
 ) -> Engine:
     """Wire the engine for ``settings`` (tests pass unique topic prefixes and databases)."""
     codec = codec or AvroCodec.default()
@@ -100,8 +101,9 @@ def build_engine(
         help="Per <app id>/<user id>: the ids of the user's endpoints, sorted.",
     )
     user_index_agent.register(app, settings, users, codec, dead_letters)
-    app.service(endpoint_projection_service(settings, codec))
-    app.service(segment_membership_projection_service(settings, codec))
+    if with_projections:
+        for service in projection_services(settings, codec):
+            app.service(service)
 
     runtime = AnalyticsRuntime(settings, clickhouse_database)
     if with_analytics:
@@ -111,6 +113,22 @@ def build_engine(
     serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
     return Engine(app=app, endpoint_profiles=table, user_endpoints=users, analytics=runtime,
                   segments=catalogs, profiles=profiles)
+
+
+def projection_services(settings: Settings, codec: AvroCodec) -> list[type[Any]]:
+    """The PostgreSQL read-model projections (endpoints, segment membership): hosted by
+    the worker, or run on their own by ``lodestar projections``."""
+    return [endpoint_projection_service(settings, codec),
+            segment_membership_projection_service(settings, codec)]
+
+
+def run_projections(settings: Settings) -> None:
+    """Run the projections in the foreground, without the engine, until a signal."""
+    from mode import Worker
+
+    codec = AvroCodec.default()
+    services = [cls() for cls in projection_services(settings, codec)]
+    Worker(*services, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
 def run_worker(engine: Engine, settings: Settings) -> None:
