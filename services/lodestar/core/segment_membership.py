@@ -126,6 +126,8 @@ class SegmentCatalog:
 
     thresholds: Mapping[str, Mapping[tuple[str, int], ThresholdGroup]] = field(
         default_factory=dict)
+    generic_by_input: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Input name → the segments reading it through a leaf that is not a ``Threshold``."""
     """Input name (``Events.<counter>``) → (counter, window) → its threshold leaves."""
 
     def affected(self, changed: Iterable[str]) -> frozenset[str]:
@@ -196,7 +198,16 @@ def build_catalog(
         order=tuple(order),
         position={sid: i for i, sid in enumerate(order)},
         thresholds=_threshold_index(entries.values()),
+        generic_by_input=_generic_index(entries.values()),
     )
+
+
+def _generic_index(entries: Iterable[CatalogEntry]) -> dict[str, frozenset[str]]:
+    work: dict[str, set[str]] = {}
+    for entry in entries:
+        for name in entry.generic_inputs:
+            work.setdefault(name, set()).add(entry.segment_id)
+    return {name: frozenset(sids) for name, sids in work.items()}
 
 
 def _threshold_index(
@@ -269,10 +280,9 @@ def reevaluate(
     previous: EndpointState | None = None,
 ) -> Outcome:
     """After a profile change; see the module docstring. With ``previous`` (the state
-    before the change), an affected segment whose changed leaves are stable and
-    answer the same for both states keeps its stored membership and due time
-    (``CompiledSegment.unchanged_by``) unless it is due or was evaluated at another
-    version."""
+    before the change), an affected segment whose changed leaves are stable (no
+    threshold crossed; ``CompiledSegment.unchanged_by``) keeps its stored
+    membership and due time."""
     names = frozenset(changed)
     if state is None:
         return _exit_all(catalog, memberships or EMPTY)
@@ -281,34 +291,19 @@ def reevaluate(
 
     if memberships is None:
         return _run(catalog, EMPTY, state, now_ms, catalog.order, cause_of)
-    affected = catalog.affected(names)
-    if previous is not None:
-        crossed = catalog.crossed(previous, state, names, now_ms)
-        affected = frozenset(
-            sid for sid in affected if sid in crossed or not _still_valid(
-                catalog.entries[sid], memberships, previous, state, names, now_ms)
-        )
-    return _run(catalog, memberships, state, now_ms, affected, cause_of)
-
-
-def _still_valid(
-    entry: CatalogEntry,
-    memberships: EndpointMemberships,
-    previous: EndpointState,
-    state: EndpointState,
-    names: frozenset[str],
-    now_ms: int,
-) -> bool:
-    sid = entry.segment_id
-    due_at = memberships.due.get(sid)
-    if due_at is not None and due_at <= now_ms:
-        return False
-    held = memberships.segments.get(sid)
-    if held is not None and held != entry.version:
-        return False
-    if entry.generic_inputs.isdisjoint(names):
-        return True  # only threshold leaves read the change, and none was crossed
-    return entry.segment.unchanged_by(previous, state, now_ms, names)
+    if previous is None:
+        return _run(catalog, memberships, state, now_ms, catalog.affected(names), cause_of)
+    # Only segments with a crossed threshold, or a leaf off the threshold index whose
+    # change is not stable, can change: the others keep membership and due time. One
+    # whose due time has passed, or that was evaluated at an older version, is left to
+    # the TICK re-check or the backfill that is on its way.
+    seeds = catalog.crossed(previous, state, names, now_ms)
+    seeds.update(
+        sid for name in names for sid in catalog.generic_by_input.get(name, ())
+        if sid not in seeds
+        and not catalog.entries[sid].segment.unchanged_by(previous, state, now_ms, names)
+    )
+    return _run(catalog, memberships, state, now_ms, seeds, cause_of)
 
 
 def blank_memberships(
