@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lodestar.api import endpoints, jobs, segment_membership, segments
+from lodestar.api import endpoints, jobs, segment_membership, segments, templates
 from lodestar.api.apps import (
     create_application,
     delete_application,
@@ -167,6 +167,18 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
               jobs.get_segment_import_jobs, methods=["GET"]),
         Route("/v1/apps/{application_id}/segments/{segment_id}/jobs/export",
               jobs.get_segment_export_jobs, methods=["GET"]),
+        # message templates: account-wide, admin keys only (docs/templates.md)
+        Route("/v1/templates", templates.list_templates, methods=["GET"]),
+        *(Route(f"/v1/templates/{{template_name}}/{kind}", handler, methods=[method])
+          for kind in ("email", "inapp", "push", "sms", "voice")
+          for method, handler in (("POST", templates.create_template),
+                                  ("GET", templates.get_template),
+                                  ("PUT", templates.update_template),
+                                  ("DELETE", templates.delete_template))),
+        Route("/v1/templates/{template_name}/{template_type}/versions",
+              templates.list_template_versions, methods=["GET"]),
+        Route("/v1/templates/{template_name}/{template_type}/active-version",
+              templates.update_template_active_version, methods=["PUT"]),
     ]
     app = Starlette(
         routes=routes,

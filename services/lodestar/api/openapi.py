@@ -761,6 +761,7 @@ def _pinpoint_ops(lim: Mapping[str, Any]) -> dict[str, _PinpointOp]:
         ),
         **_segment_ops(no_app, signed_too_large),
         **_job_ops(no_app, signed_too_large),
+        **_template_ops(signed_too_large),
     }
 
 
@@ -891,6 +892,114 @@ def _job_ops(no_app: str, signed_too_large: str) -> dict[str, _PinpointOp]:
             success="A page of jobs.", parameters={**segment_id, **paging},
         ),
     }
+
+
+def _template_ops(signed_too_large: str) -> dict[str, _PinpointOp]:
+    """Create/Get/Update/Delete<Type>Template, ListTemplates, ListTemplateVersions,
+    UpdateTemplateActiveVersion (lodestar.api.templates; docs/templates.md)."""
+    from lodestar.api.templates import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+    from lodestar.control.templates import MAX_NAME_LENGTH, MAX_VERSIONS, NAME_PATTERN
+
+    who = "an admin key (templates are account-wide; app keys are refused with 403)"
+    name = {"template-name": {
+        "description": f"The template's name: 1 to {MAX_NAME_LENGTH} letters, digits, `-` and "
+        "`_`, starting with a letter or digit; unique per template type.",
+        "schema": {"pattern": f"^{NAME_PATTERN.pattern}$"},
+    }}
+    bad_name = "template-name breaks the naming rule"
+    version = {"version": {"description": "A version number (from 1)."}}
+    kind = {"template-type": {"description": "EMAIL, SMS, PUSH, VOICE or INAPP.",
+                              "schema": {"enum": ["EMAIL", "SMS", "PUSH", "VOICE", "INAPP"]}}}
+    paging = {
+        "page-size": {
+            "description": "How many items per page.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                       "default": DEFAULT_PAGE_SIZE},
+        },
+        "next-token": {"description": "The NextToken of the previous page."},
+    }
+    published = ("Published after the commit on the compacted `<prefix>.control` topic as a "
+                 "`lodestar.v1.ControlChange` (entity TEMPLATE, id `<TYPE>/<name>`, no app), "
+                 "carrying the active version.")
+    invalid = ("The body is not JSON or the template is invalid (the message names the field, "
+               f"e.g. `Headers[0].Name` or `APNS.Body`), or {bad_name}. Nothing is stored.")
+    ops: dict[str, _PinpointOp] = {}
+    for op, title in (("Email", "an email"), ("Sms", "an SMS"), ("Push", "a push"),
+                      ("Voice", "a voice"), ("InApp", "an in-app")):
+        stored = " In-app templates are stored as given (they take no variables)." \
+            if op == "InApp" else ""
+        missing = f"No such {title} template (or version)."
+        ops[f"Create{op}Template"] = _PinpointOp(
+            tag="Templates", summary=f"Create {title} template",
+            description=f"Creates the template at version 1, which becomes the active version; "
+            f"its Handlebars parts are compiled and checked first.{stored} {published}",
+            who=who,
+            errors={400: f"{invalid} Also when a template of this type and name exists.",
+                    403: None, 500: None},
+            success="Created: the template's Arn.", parameters=name,
+        )
+        ops[f"Get{op}Template"] = _PinpointOp(
+            tag="Templates", summary=f"Get {title} template",
+            description="Reads the active version, or the version given.",
+            who=who, errors={400: f"version is not a whole number, or {bad_name}.", 403: None,
+                             404: missing, 500: None},
+            success="The template version.", parameters={**name, **version},
+        )
+        ops[f"Update{op}Template"] = _PinpointOp(
+            tag="Templates", summary=f"Update {title} template",
+            description="Overwrites the latest version (`version`, when given, must be the "
+            "latest), or with `create-new-version=true` adds the next version, which does not "
+            f"become active by itself (at most {MAX_VERSIONS} versions; numbers are never "
+            f"reused). Tags are ignored, as in Pinpoint. {published}",
+            who=who,
+            errors={400: f"{invalid} Also when `version` is not the latest, is combined with "
+                    "create-new-version=true, or the template has too many versions.",
+                    403: None, 404: missing, 413: signed_too_large, 500: None},
+            success="Accepted.",
+            parameters={**name, **version, "create-new-version": {
+                "description": "true: add a version instead of overwriting the latest."}},
+        )
+        ops[f"Delete{op}Template"] = _PinpointOp(
+            tag="Templates", summary=f"Delete {title} template",
+            description="Deletes every version, or only `version`. The active version cannot "
+            "be deleted while other versions exist; deleting the only version deletes the "
+            f"template. {published}",
+            who=who,
+            errors={400: f"version is not a whole number, is the active version, or {bad_name}.",
+                    403: None, 404: missing, 500: None},
+            success="Accepted.", parameters={**name, **version},
+        )
+    ops["ListTemplates"] = _PinpointOp(
+        tag="Templates", summary="List templates",
+        description="Lists every template (its active version) ordered by name (byte order) "
+        "and type, a page at a time.",
+        who=who,
+        errors={400: "page-size, next-token or template-type is not valid.", 403: None,
+                500: None},
+        success="A page of templates.",
+        parameters={**paging, "prefix": {"description": "Only names starting with this."},
+                    "template-type": kind["template-type"]},
+    )
+    ops["ListTemplateVersions"] = _PinpointOp(
+        tag="Templates", summary="List a template's versions",
+        description="Lists the versions of a template, oldest first, a page at a time.",
+        who=who,
+        errors={400: f"page-size, next-token or template-type is not valid, or {bad_name}.",
+                403: None, 404: "No such template.", 500: None},
+        success="A page of versions.", parameters={**name, **kind, **paging},
+    )
+    ops["UpdateTemplateActiveVersion"] = _PinpointOp(
+        tag="Templates", summary="Choose a template's active version",
+        description="Makes `latest` (the highest existing version) or the version given the "
+        f"active one: what GetXTemplate answers without `version` and what sends use. "
+        f"{published}",
+        who=who,
+        errors={400: f"Version is missing or not `latest` or a number, or {bad_name}.",
+                403: None, 404: "No such template or version.", 413: signed_too_large,
+                500: None},
+        success="Accepted.", parameters={**name, **kind},
+    )
+    return ops
 
 
 def _segment_ops(no_app: str, signed_too_large: str) -> dict[str, _PinpointOp]:
@@ -1319,7 +1428,7 @@ def _info_description() -> str:
         "route serves answers 404 and a served path called with another method 405. Lodestar "
         "does not throttle, so it never answers 429.\n\n"
         "Only the operations listed here are served; Pinpoint's others (campaigns, "
-        "journeys, templates, messages, analytics, channels, ...) answer 404."
+        "journeys, messages, analytics, channels, ...) answer 404."
     )
 
 
