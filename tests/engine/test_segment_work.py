@@ -24,23 +24,24 @@ def test_due_index_pops_due_keys_once_in_time_order() -> None:
 
 def test_backfills_keep_only_the_latest_request_per_segment() -> None:
     jobs = Backfills()
-    jobs.add(3, "app", {"s1": 1, "s2": 1})
+    jobs.add(3, "app", {"s1": 1, "s2": 1}, ["app/a", "app/b"])
     first = jobs.current(3)
-    assert first is not None and first.total == 0 and not first.finished
-    first.keys = ["app/a", "app/b"]
+    assert first is not None and first.total == 2 and not first.finished
     first.position = 1
-    jobs.add(3, "app", {"s1": 2})
-    jobs.add(3, "other", {"s1": 7})
-    assert [(j.app_id, j.segments) for j in jobs.queues[3]] == [
-        ("app", {"s2": 1}), ("app", {"s1": 2}), ("other", {"s1": 7})]
-    jobs.add(3, "app", {"s2": 2})
+    jobs.add(3, "app", {"s1": 2}, ["app/a", "app/b", "app/c"])
+    jobs.add(3, "other", {"s1": 7}, [])
+    assert [(j.app_id, j.segments, j.total) for j in jobs.queues[3]] == [
+        ("app", {"s2": 1}, 2), ("app", {"s1": 2}, 3), ("other", {"s1": 7}, 0)]
+    jobs.add(3, "app", {"s2": 2}, ["app/a"])
     assert [(j.app_id, j.segments) for j in jobs.queues[3]] == [
         ("app", {"s1": 2}), ("other", {"s1": 7}), ("app", {"s2": 2})]
     job = jobs.current(3)
-    assert job is not None
-    job.keys = []
+    assert job is not None and job.position == 0 and not job.finished
+    job.position = job.total
     assert job.finished
     jobs.done(3)
     assert jobs.pending(3) and list(jobs.partitions()) == [3]
+    empty = jobs.current(3)
+    assert empty is not None and empty.finished, "a job over no endpoints is done at once"
     jobs.drop(3)
     assert not jobs.pending(3) and jobs.current(3) is None

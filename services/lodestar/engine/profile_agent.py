@@ -331,8 +331,20 @@ class ProfileAgent:
         """A segment was created, updated or deleted: backfill it on every planned partition."""
         definitions = self.catalogs.get(app_id).definitions
         versions = {sid: definitions[sid][0] if sid in definitions else 0 for sid in changed}
+        keys = self._keys_of(app_id)
         for partition in self.planned:
-            self.backfills.add(partition, app_id, versions)
+            self.backfills.add(partition, app_id, versions, keys.get(partition, []))
+
+    def _keys_of(self, app_id: str, partition: int | None = None) -> dict[int, list[str]]:
+        """The table's keys of ``app_id`` by partition (only ``partition``, if given)."""
+        prefix = app_id + "/"
+        out: dict[int, list[str]] = {}
+        for key in list(self.table.keys()):
+            if key.startswith(prefix):
+                p = partition_of(key[len(prefix):], self.partitions)
+                if partition is None or p == partition:
+                    out.setdefault(p, []).append(key)
+        return out
 
     def _owned_partitions(self) -> set[int]:
         return {
@@ -398,13 +410,7 @@ class ProfileAgent:
     async def _backfill_chunk(
         self, partition: int, context: EventT, job: BackfillJob, now_ms: int, out: Outbox
     ) -> None:
-        if job.keys is None:
-            prefix = job.app_id + "/"
-            job.keys = [
-                key for key in list(self.table.keys())
-                if key.startswith(prefix)
-                and partition_of(key[len(prefix):], self.partitions) == partition
-            ]
+        if job.position == 0:
             log.info("backfill of %d segment(s) in app %s on partition %d: %d endpoint(s)",
                      len(job.segments), job.app_id, partition, len(job.keys))
         catalog = self.catalogs.get(job.app_id).catalog
@@ -433,7 +439,8 @@ class ProfileAgent:
                 if (app_id, sid, version) not in finished
             }
             if todo:
-                self.backfills.add(partition, app_id, todo)
+                keys = self._keys_of(app_id, partition).get(partition, [])
+                self.backfills.add(partition, app_id, todo, keys)
         self.planned.add(partition)
         log.info("partition %d planned in %.2f s: %d due entries, backfills %s",
                  partition, time.monotonic() - started, self.due_index.size(partition),

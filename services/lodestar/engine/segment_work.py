@@ -9,7 +9,7 @@ restart loses nothing.
   made stale by a later evaluation costs one table read.
 - ``Backfills``: per partition a queue of ``BackfillJob`` (an app, the segment
   ids with the version to evaluate, the keys to visit — snapshotted when the
-  job starts — and how far it got). Queuing a segment drops it from the
+  job is queued — and how far it got). Queuing a segment drops it from the
   earlier jobs of the partition, so only its latest version is evaluated.
 """
 
@@ -52,30 +52,35 @@ class BackfillJob:
     app_id: str
     segments: dict[str, int]
     """Segment id → version to evaluate (0: the segment was deleted)."""
-    keys: list[str] | None = None
+    keys: list[str] = field(default_factory=list)
     position: int = 0
 
     @property
     def total(self) -> int:
-        return 0 if self.keys is None else len(self.keys)
+        return len(self.keys)
 
     @property
     def finished(self) -> bool:
-        return self.keys is not None and self.position >= len(self.keys)
+        return self.position >= len(self.keys)
 
 
 @dataclass
 class Backfills:
     queues: dict[int, list[BackfillJob]] = field(default_factory=dict)
 
-    def add(self, partition: int, app_id: str, segments: dict[str, int]) -> None:
+    def add(
+        self, partition: int, app_id: str, segments: dict[str, int], keys: list[str]
+    ) -> None:
+        """Queue a backfill of ``segments`` over ``keys`` (the partition's endpoints of
+        the app when the segments changed: endpoints created later are evaluated
+        against the new catalog when they are created)."""
         queue = self.queues.setdefault(partition, [])
         for job in queue:
             if job.app_id == app_id:
                 for sid in segments:
                     job.segments.pop(sid, None)
         queue[:] = [j for j in queue if j.segments]
-        queue.append(BackfillJob(app_id, dict(segments)))
+        queue.append(BackfillJob(app_id, dict(segments), list(keys)))
 
     def current(self, partition: int) -> BackfillJob | None:
         queue = self.queues.get(partition)
