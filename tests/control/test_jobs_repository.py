@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -20,29 +19,12 @@ from lodestar.control.jobs import (
     release_claim,
     try_claim,
 )
-from lodestar.control.migrate import migrate
 from lodestar.control.segments import IMPORT as IMPORT_SEGMENT
 from lodestar.control.segments import SegmentsRepository
 
 pytestmark = pytest.mark.postgres
 
 DEFINITION = {"Format": "CSV", "S3Url": "file:///tmp/x.csv", "RegisterEndpoints": True}
-
-
-@pytest.fixture
-async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(postgres_dsn)
-    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def app_id(pool: asyncpg.Pool) -> str:
-    app, _ = await AppsRepository(pool).create_app("Shop")
-    return app.id
 
 
 async def test_create_get_progress_finish(pool: asyncpg.Pool, app_id: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 
 from lodestar.control.apps import AppsRepository
 from lodestar.control.endpoint_read_model import ReadModelRow, apply_changes
-from lodestar.control.migrate import migrate
 from lodestar.control.segment_membership import (
     apply_membership_changes,
     backfill_status,
@@ -27,22 +25,6 @@ pytestmark = pytest.mark.postgres
 
 DIMS = {"Dimensions": {"Demographic": {"Platform": {"Values": ["ios"]}}}}
 T0 = 1_780_000_000_000  # epoch ms
-
-
-@pytest.fixture
-async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(postgres_dsn)
-    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def app_id(pool: asyncpg.Pool) -> str:
-    app, _ = await AppsRepository(pool).create_app("Shop")
-    return app.id
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from lodestar.control.apps import AppsRepository
-from lodestar.control.migrate import migrate
 from lodestar.control.segments import (
     SegmentCursor,
     SegmentsRepository,
@@ -20,22 +18,6 @@ pytestmark = pytest.mark.postgres
 
 DIMS = {"Dimensions": {"Demographic": {"Platform": {"Values": ["ios"]}}}}
 DIMS2 = {"Dimensions": {"Demographic": {"Platform": {"Values": ["android"]}}}}
-
-
-@pytest.fixture
-async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(postgres_dsn)
-    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def app_id(pool: asyncpg.Pool) -> str:
-    app, _ = await AppsRepository(pool).create_app("Shop")
-    return app.id
 
 
 async def test_create_get_update_versions_delete(pool: asyncpg.Pool, app_id: str) -> None:

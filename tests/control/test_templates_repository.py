@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
-from lodestar.control.migrate import migrate
 from lodestar.control.templates import (
     ActiveVersionInUse,
     NotLatestVersion,
@@ -22,16 +19,6 @@ pytestmark = pytest.mark.postgres
 V1 = {"Subject": "Hi {{User.UserAttributes.FirstName.[0]}}", "TextPart": "one"}
 V2 = {"Subject": "Hello", "TextPart": "two"}
 V3 = {"Subject": "Hey", "TextPart": "three"}
-
-
-@pytest.fixture
-async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(postgres_dsn)
-    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def test_names() -> None:
