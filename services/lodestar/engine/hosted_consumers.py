@@ -15,11 +15,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
 from lodestar.batch_consumer import BatchConsumer
 from lodestar.contracts.codec import AvroCodec
+from lodestar.core.topics import Topic
 from lodestar.dead_letter_publisher import DeadLetterPublisher
 from lodestar.settings import Settings
 
@@ -73,6 +75,41 @@ def hosted_consumer_service(
             await self._producer.stop()
 
     return HostedConsumerService
+
+
+def postgres_projection_service(
+    settings: Settings,
+    codec: AvroCodec,
+    name: str,
+    topic: Topic,
+    prepare: Callable[[bytes], Any],
+    write: Callable[[Any, list[Any]], Awaitable[None]],
+    batch_size: int = 2000,
+    flush_seconds: float = 0.2,
+) -> type[Service]:
+    """A hosted ``BatchConsumer`` of ``topic`` (group ``<worker id>-<name>``) whose
+    batches ``write(pool, items)`` puts into PostgreSQL through its own small pool."""
+
+    async def open_sink(dead_letters: DeadLetterPublisher) -> OpenSink:
+        pool: Any = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2)
+
+        async def write_batch(items: list[Any]) -> None:
+            await write(pool, items)
+
+        consumer: BatchConsumer[Any] = BatchConsumer(
+            bootstrap=settings.kafka_bootstrap,
+            topic=topic,
+            topic_name=settings.topic(topic),
+            group_id=f"{settings.worker_id}-{name}",
+            prepare=prepare,
+            write=write_batch,
+            dead_letters=dead_letters,
+            batch_size=batch_size,
+            flush_seconds=flush_seconds,
+        )
+        return OpenSink(consumer, pool.close)
+
+    return hosted_consumer_service(settings, codec, name, open_sink)
 
 
 def _log_crash(name: str) -> Callable[[asyncio.Task[Any]], None]:
