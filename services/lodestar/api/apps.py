@@ -11,17 +11,16 @@ Who may call what is decided by ``lodestar.api.auth`` before these run.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from lodestar.api import paging
 from lodestar.api.auth import Authenticator
 from lodestar.api.errors import ErrorType, error_response, new_request_id
+from lodestar.api.paging import iso
 from lodestar.control.apps import App, AppsRepository, Cursor
 from lodestar.settings import Settings
 
@@ -38,11 +37,6 @@ def application_arn(settings: Settings, app_id: str) -> str:
     return f"arn:aws:mobiletargeting:{settings.region}:{settings.account_id}:apps/{app_id}"
 
 
-def _iso(ts: datetime) -> str:
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-
-
 def application_response(settings: Settings, app: App) -> dict[str, Any]:
     """An ``ApplicationResponse``."""
     return {
@@ -50,25 +44,17 @@ def application_response(settings: Settings, app: App) -> dict[str, Any]:
         "Id": app.id,
         "Name": app.name,
         "tags": dict(app.tags),
-        "CreationDate": _iso(app.created_at),
+        "CreationDate": iso(app.created_at),
     }
 
 
 def encode_token(cursor: Cursor) -> str:
-    raw = f"{cursor.created_at.astimezone(UTC).isoformat()}|{cursor.app_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return paging.created_token(cursor.created_at, cursor.app_id)
 
 
 def decode_token(token: str) -> Cursor:
     """The cursor in a ``NextToken``; ``ValueError`` when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        created, sep, app_id = raw.partition("|")
-        if not sep or not app_id:
-            raise ValueError(token)
-        return Cursor(datetime.fromisoformat(created), app_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValueError(token) from None
+    return Cursor(*paging.decode_created_token(token))
 
 
 def parse_create_request(body: Any) -> tuple[str, dict[str, str]]:

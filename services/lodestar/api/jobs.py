@@ -18,12 +18,9 @@ calls, so the CLI and the API create jobs the same way.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -33,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lodestar.api.errors import ErrorType, error_response, new_request_id
+from lodestar.api.paging import MAX_VERSION, created_token, decode_created_token, iso
 from lodestar.api.segments import segment_response
 from lodestar.control.jobs import EXPORT, IMPORT, Job, JobCursor, JobsRepository
 from lodestar.control.segments import IMPORT as IMPORT_SEGMENT
@@ -42,7 +40,6 @@ from lodestar.settings import Settings
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-_MAX_VERSION = 2**31 - 1
 _IMPORT_KEYS = ("DefineSegment", "ExternalId", "Format", "RegisterEndpoints", "RoleArn",
                 "S3Url", "SegmentId", "SegmentName")
 _EXPORT_KEYS = ("RoleArn", "S3UrlPrefix", "SegmentId", "SegmentVersion")
@@ -60,11 +57,6 @@ class JobRequestError(Exception):
 
 def _bad(message: str) -> JobRequestError:
     return JobRequestError(ErrorType.BAD_REQUEST, message)
-
-
-def _iso(ts: datetime) -> str:
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
 def file_path(url: str, field: str) -> Path:
@@ -230,7 +222,7 @@ async def create_export_job(pool: asyncpg.Pool, app_id: str, body: object) -> Jo
     version = body.get("SegmentVersion")
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, int) or not (
-                1 <= version <= _MAX_VERSION):
+                1 <= version <= MAX_VERSION):
             raise _bad("SegmentVersion must be a whole number from 1.")
         if segment_id is None:
             raise _bad("SegmentVersion needs SegmentId.")
@@ -256,7 +248,7 @@ def job_response(job: Job) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ApplicationId": job.app_id,
         "CompletedPieces": p.completed_pieces,
-        "CreationDate": _iso(job.created_at),
+        "CreationDate": iso(job.created_at),
         "Definition": job.definition,
         "FailedPieces": p.failed_pieces,
         "Failures": list(p.failures),
@@ -268,7 +260,7 @@ def job_response(job: Job) -> dict[str, Any]:
         "Type": job.job_type,
     }
     if job.completed_at is not None:
-        out["CompletionDate"] = _iso(job.completed_at)
+        out["CompletionDate"] = iso(job.completed_at)
     return out
 
 
@@ -344,18 +336,10 @@ async def get_export_job(request: Request) -> Response:
     return await _get(request, EXPORT)
 
 
-def _b64(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
 def _cursor(token: str) -> JobCursor:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        created, sep, job_id = raw.partition("|")
-        if not sep or not job_id:
-            raise ValueError(token)
-        return JobCursor(datetime.fromisoformat(created), job_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return JobCursor(*decode_created_token(token))
+    except ValueError:
         raise _bad("The token is not valid; pass the NextToken of a previous page.") from None
 
 
@@ -384,7 +368,7 @@ async def _list(request: Request, job_type: str, by_segment: bool) -> Response:
     result: dict[str, Any] = {"Item": [job_response(j) for j in page]}
     if len(jobs) > size:
         last = page[-1]
-        result["NextToken"] = _b64(f"{last.created_at.astimezone(UTC).isoformat()}|{last.id}")
+        result["NextToken"] = created_token(last.created_at, last.id)
     return _ok(result, request_id)
 
 

@@ -16,17 +16,22 @@ the compacted ``<prefix>.control`` topic as a ``lodestar.v1.ControlChange``
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lodestar.api.errors import ErrorType, error_response, new_request_id
+from lodestar.api.paging import (
+    MAX_VERSION,
+    created_token,
+    decode_created_token,
+    decode_token,
+    encode_token,
+    iso,
+)
 from lodestar.control.segments import (
     Segment,
     SegmentCursor,
@@ -38,7 +43,6 @@ from lodestar.settings import Settings
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-_MAX_VERSION = 2**31 - 1  # PostgreSQL integer
 _STORED_KEYS = ("Dimensions", "SegmentGroups", "tags")
 
 
@@ -51,19 +55,14 @@ def segment_arn(settings: Settings, app_id: str, segment_id: str) -> str:
             f"apps/{app_id}/segments/{segment_id}")
 
 
-def _iso(ts: datetime) -> str:
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-
-
 def segment_response(settings: Settings, segment: Segment) -> dict[str, Any]:
     """A ``SegmentResponse`` for one version of a segment."""
     out: dict[str, Any] = {
         "ApplicationId": segment.app_id,
         "Arn": segment_arn(settings, segment.app_id, segment.id),
-        "CreationDate": _iso(segment.created_at),
+        "CreationDate": iso(segment.created_at),
         "Id": segment.id,
-        "LastModifiedDate": _iso(segment.modified_at),
+        "LastModifiedDate": iso(segment.modified_at),
         "SegmentType": segment.segment_type,
         "Version": segment.version,
     }
@@ -83,17 +82,6 @@ def _repo(request: Request) -> SegmentsRepository:
     if repo is None:
         repo = state.segments = SegmentsRepository(state.pool)
     return repo
-
-
-def _b64(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _unb64(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValueError(token) from None
 
 
 def _page_size(request: Request) -> int:
@@ -236,10 +224,7 @@ async def get_segments(request: Request) -> Response:
         token = request.query_params.get("token")
         if token:
             try:
-                created, sep, segment_id = _unb64(token).partition("|")
-                if not sep or not segment_id:
-                    raise ValueError(token)
-                after = SegmentCursor(datetime.fromisoformat(created), segment_id)
+                after = SegmentCursor(*decode_created_token(token))
             except ValueError:
                 raise _BadRequest("The token is not valid; pass the NextToken of a previous "
                                   "GetSegments response.") from None
@@ -251,7 +236,7 @@ async def get_segments(request: Request) -> Response:
     result: dict[str, Any] = {"Item": [segment_response(settings, s) for s in page]}
     if len(segments) > size:
         last = page[-1]
-        result["NextToken"] = _b64(f"{last.created_at.astimezone(UTC).isoformat()}|{last.id}")
+        result["NextToken"] = created_token(last.created_at, last.id)
     return _ok(result, request_id)
 
 
@@ -266,8 +251,8 @@ async def get_segment_versions(request: Request) -> Response:
         token = request.query_params.get("token")
         if token:
             try:
-                after = int(_unb64(token))
-                if not 0 <= after <= _MAX_VERSION:
+                after = int(decode_token(token))
+                if not 0 <= after <= MAX_VERSION:
                     raise ValueError(token)
             except ValueError:
                 raise _BadRequest("The token is not valid; pass the NextToken of a previous "
@@ -281,7 +266,7 @@ async def get_segment_versions(request: Request) -> Response:
     settings = request.app.state.settings
     result: dict[str, Any] = {"Item": [segment_response(settings, s) for s in page]}
     if len(versions) > size:
-        result["NextToken"] = _b64(str(page[-1].version))
+        result["NextToken"] = encode_token(str(page[-1].version))
     return _ok(result, request_id)
 
 
@@ -293,12 +278,12 @@ async def get_segment_version(request: Request) -> Response:
     raw = request.path_params["version"]
     try:
         version = int(raw)
-        if not 1 <= version <= _MAX_VERSION:
+        if not 1 <= version <= MAX_VERSION:
             raise ValueError(raw)
     except ValueError:
         return error_response(
             ErrorType.BAD_REQUEST,
-            f"version must be a whole number from 1 to {_MAX_VERSION}, got {raw!r}.", request_id,
+            f"version must be a whole number from 1 to {MAX_VERSION}, got {raw!r}.", request_id,
         )
     segment = await _repo(request).get_version(app_id, segment_id, version)
     if segment is None:

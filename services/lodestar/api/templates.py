@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lodestar.api.errors import ErrorType, error_response, new_request_id
-from lodestar.api.segments import _b64, _iso, _unb64
+from lodestar.api.paging import MAX_VERSION, decode_token, encode_token, iso
 from lodestar.control.templates import (
     MAX_NAME_LENGTH,
     TEMPLATE_TYPES,
@@ -50,7 +50,6 @@ from lodestar.settings import Settings
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-_MAX_VERSION = 2**31 - 1  # PostgreSQL integer
 _PATH_TYPES = {"email": "EMAIL", "sms": "SMS", "push": "PUSH", "voice": "VOICE",
                "inapp": "INAPP"}
 _TYPE_NAMES = {"EMAIL": "Email", "SMS": "SMS", "PUSH": "Push notification", "VOICE": "Voice",
@@ -72,8 +71,8 @@ def template_response(settings: Settings, template: Template) -> dict[str, Any]:
     return {
         **template.definition,
         "Arn": template_arn(settings, template.template_type, template.name),
-        "CreationDate": _iso(template.created_at),
-        "LastModifiedDate": _iso(template.modified_at),
+        "CreationDate": iso(template.created_at),
+        "LastModifiedDate": iso(template.modified_at),
         "TemplateName": template.name,
         "TemplateType": template.template_type,
         "Version": str(template.version),
@@ -85,8 +84,8 @@ def _listed(settings: Settings, template: Template) -> dict[str, Any]:
     """A ``TemplateResponse`` (ListTemplates' item) for a template's active version."""
     out: dict[str, Any] = {
         "Arn": template_arn(settings, template.template_type, template.name),
-        "CreationDate": _iso(template.created_at),
-        "LastModifiedDate": _iso(template.modified_at),
+        "CreationDate": iso(template.created_at),
+        "LastModifiedDate": iso(template.modified_at),
         "TemplateName": template.name,
         "TemplateType": template.template_type,
         "Version": str(template.version),
@@ -100,8 +99,8 @@ def _listed(settings: Settings, template: Template) -> dict[str, Any]:
 def _version_response(template: Template) -> dict[str, Any]:
     """A ``TemplateVersionResponse``: when this version was created and last written."""
     out: dict[str, Any] = {
-        "CreationDate": _iso(template.version_created_at),
-        "LastModifiedDate": _iso(template.modified_at),
+        "CreationDate": iso(template.version_created_at),
+        "LastModifiedDate": iso(template.modified_at),
         "TemplateName": template.name,
         "TemplateType": template.template_type,
         "Version": str(template.version),
@@ -166,11 +165,11 @@ def _type_param(raw: str, what: str) -> str:
 def _version_number(raw: str, what: str = "version") -> int:
     try:
         version = int(raw)
-        if not 1 <= version <= _MAX_VERSION:
+        if not 1 <= version <= MAX_VERSION:
             raise ValueError(raw)
     except ValueError:
         raise _BadRequest(
-            f"{what} must be a whole number from 1 to {_MAX_VERSION}, got {raw!r}.") from None
+            f"{what} must be a whole number from 1 to {MAX_VERSION}, got {raw!r}.") from None
     return version
 
 
@@ -340,7 +339,7 @@ async def list_templates(request: Request) -> Response:
         token = request.query_params.get("next-token")
         if token:
             try:
-                kind, sep, name = _unb64(token).partition("/")
+                kind, sep, name = decode_token(token).partition("/")
                 if not sep or kind not in TEMPLATE_TYPES or not name:
                     raise ValueError(token)
                 after = (name, kind)
@@ -357,7 +356,7 @@ async def list_templates(request: Request) -> Response:
     result: dict[str, Any] = {"Item": [_listed(settings, t) for t in page]}
     if len(templates) > size:
         last = page[-1]
-        result["NextToken"] = _b64(f"{last.template_type}/{last.name}")
+        result["NextToken"] = encode_token(f"{last.template_type}/{last.name}")
     return _ok(result, request_id)
 
 
@@ -373,8 +372,8 @@ async def list_template_versions(request: Request) -> Response:
         token = request.query_params.get("next-token")
         if token:
             try:
-                after = int(_unb64(token))
-                if not 0 <= after <= _MAX_VERSION:
+                after = int(decode_token(token))
+                if not 0 <= after <= MAX_VERSION:
                     raise ValueError(token)
             except ValueError:
                 raise _BadRequest("The next-token is not valid; pass the NextToken of a "
@@ -388,7 +387,7 @@ async def list_template_versions(request: Request) -> Response:
     result: dict[str, Any] = {"Item": [_version_response(v) for v in page],
                               "RequestID": request_id}
     if len(versions) > size:
-        result["NextToken"] = _b64(str(page[-1].version))
+        result["NextToken"] = encode_token(str(page[-1].version))
     return _ok(result, request_id)
 
 
