@@ -43,3 +43,16 @@ def decode_created_token(token: str) -> tuple[datetime, str]:
     if not sep or not entity_id:
         raise ValueError(token)
     return datetime.fromisoformat(created), entity_id
+
+
+def version_token(version: int) -> str:
+    """The token of a page of versions that ends at ``version``."""
+    return encode_token(str(version))
+
+
+def decode_version_token(token: str) -> int:
+    """Inverse of ``version_token``; ``ValueError`` when it is not one."""
+    after = int(decode_token(token))
+    if not 0 <= after <= MAX_VERSION:
+        raise ValueError(token)
+    return after

@@ -28,9 +28,9 @@ from lodestar.api.paging import (
     MAX_VERSION,
     created_token,
     decode_created_token,
-    decode_token,
-    encode_token,
+    decode_version_token,
     iso,
+    version_token,
 )
 from lodestar.control.segments import (
     Segment,
@@ -251,9 +251,7 @@ async def get_segment_versions(request: Request) -> Response:
         token = request.query_params.get("token")
         if token:
             try:
-                after = int(decode_token(token))
-                if not 0 <= after <= MAX_VERSION:
-                    raise ValueError(token)
+                after = decode_version_token(token)
             except ValueError:
                 raise _BadRequest("The token is not valid; pass the NextToken of a previous "
                                   "GetSegmentVersions response.") from None
@@ -266,7 +264,7 @@ async def get_segment_versions(request: Request) -> Response:
     settings = request.app.state.settings
     result: dict[str, Any] = {"Item": [segment_response(settings, s) for s in page]}
     if len(versions) > size:
-        result["NextToken"] = encode_token(str(page[-1].version))
+        result["NextToken"] = version_token(page[-1].version)
     return _ok(result, request_id)
 
 

@@ -34,7 +34,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from lodestar.api.errors import ErrorType, error_response, new_request_id
-from lodestar.api.paging import MAX_VERSION, decode_token, encode_token, iso
+from lodestar.api.paging import (
+    MAX_VERSION,
+    decode_token,
+    decode_version_token,
+    encode_token,
+    iso,
+    version_token,
+)
 from lodestar.control.templates import (
     MAX_NAME_LENGTH,
     TEMPLATE_TYPES,
@@ -372,9 +379,7 @@ async def list_template_versions(request: Request) -> Response:
         token = request.query_params.get("next-token")
         if token:
             try:
-                after = int(decode_token(token))
-                if not 0 <= after <= MAX_VERSION:
-                    raise ValueError(token)
+                after = decode_version_token(token)
             except ValueError:
                 raise _BadRequest("The next-token is not valid; pass the NextToken of a "
                                   "previous ListTemplateVersions response.") from None
@@ -387,7 +392,7 @@ async def list_template_versions(request: Request) -> Response:
     result: dict[str, Any] = {"Item": [_version_response(v) for v in page],
                               "RequestID": request_id}
     if len(versions) > size:
-        result["NextToken"] = encode_token(str(page[-1].version))
+        result["NextToken"] = version_token(page[-1].version)
     return _ok(result, request_id)
 
 
