@@ -88,6 +88,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LODESTAR_AUTH_CACHE_SECONDS", "30",
             "How long the API caches access keys and application ids it looked up; "
             "a revoked key or deleted app stops working within this time."),
+    Setting("LODESTAR_SMTP_HOST", "127.0.0.1",
+            "SMTP relay the email sender delivers to (the local stack's sink, Mailpit, SES …)."),
+    Setting("LODESTAR_SMTP_PORT", "1025", "Port of the SMTP relay."),
+    Setting("LODESTAR_SMTP_TLS", "none",
+            "`none`, `starttls` (upgrade after connecting, usually port 587) or `tls` "
+            "(implicit TLS, usually port 465)."),
+    Setting("LODESTAR_SMTP_USERNAME", "(unset)",
+            "User for SMTP AUTH (set together with the password); unset sends without AUTH."),
+    Setting("LODESTAR_SMTP_PASSWORD", "(unset)", "Password for SMTP AUTH."),
+    Setting("LODESTAR_SMTP_TIMEOUT_SECONDS", "10",
+            "Timeout of connecting and of each SMTP command; a timeout is a soft bounce."),
+    Setting("LODESTAR_SMTP_FROM_ADDRESS", "Lodestar <noreply@lodestar.localhost>",
+            "From address of emails whose send request names none."),
+    Setting("LODESTAR_SMTP_MESSAGE_ID_DOMAIN", "(domain of LODESTAR_SMTP_FROM_ADDRESS)",
+            "Domain on the right of every `Message-ID` Lodestar writes."),
+    Setting("LODESTAR_SMTP_TRACKING_BASE_URL", "http://127.0.0.1:<LODESTAR_API_PORT>",
+            "Public base URL of the API as mail clients reach it; open pixels, click links "
+            "and one-click unsubscribe URLs point at `<base>/t/…`."),
+    Setting("LODESTAR_SMTP_TRACKING_SECRET", "(unset)",
+            "Key (at least 32 characters) signing tracking tokens (HMAC-SHA256). Unset: "
+            "no open/click tracking and no one-click unsubscribe URL. See docs/email.md."),
 )
 
 _DEFAULTS = {s.env: s.default for s in SETTINGS}
@@ -118,6 +139,16 @@ class Settings:
     admin_access_key_id: str | None
     admin_secret_access_key: str | None
     auth_cache_seconds: float
+    smtp_host: str
+    smtp_port: int
+    smtp_tls: str
+    smtp_username: str | None
+    smtp_password: str | None
+    smtp_timeout_seconds: float
+    smtp_from_address: str
+    smtp_message_id_domain: str
+    smtp_tracking_base_url: str
+    smtp_tracking_secret: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +195,7 @@ class Settings:
             account_id=_account_id(get("LODESTAR_ACCOUNT_ID")),
             **_admin_key(env),
             auth_cache_seconds=_positive_float(get, "LODESTAR_AUTH_CACHE_SECONDS"),
+            **_smtp(env, get),
         )
 
     def with_changes(self, **changes: object) -> Settings:
@@ -190,7 +222,7 @@ class Settings:
             value = str(getattr(self, f.name))
             if f.name.endswith("_dsn"):
                 value = _mask_password(value)
-            elif f.name.endswith("_secret_access_key") and getattr(self, f.name):
+            elif f.name.endswith(_SECRET_FIELDS) and getattr(self, f.name):
                 value = "***"
             out[f.name] = value
         return out
@@ -251,6 +283,53 @@ def _admin_key(env: Mapping[str, str]) -> dict[str, str | None]:
             "LODESTAR_ADMIN_SECRET_ACCESS_KEY must be at least 20 characters without spaces"
         )
     return {"admin_access_key_id": akid or None, "admin_secret_access_key": secret or None}
+
+
+_SECRET_FIELDS = ("_secret_access_key", "smtp_password", "tracking_secret")
+SMTP_TLS_MODES = ("none", "starttls", "tls")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_MAIL_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+def _smtp(env: Mapping[str, str], get: _Getter) -> dict[str, object]:
+    tls = get("LODESTAR_SMTP_TLS").lower()
+    if tls not in SMTP_TLS_MODES:
+        raise SettingsError(
+            f"LODESTAR_SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}, got {tls!r}")
+    user = env.get("LODESTAR_SMTP_USERNAME", "").strip()
+    password = env.get("LODESTAR_SMTP_PASSWORD", "")
+    if bool(user) != bool(password):
+        raise SettingsError(
+            "LODESTAR_SMTP_USERNAME and LODESTAR_SMTP_PASSWORD must be set together")
+    from_address = get("LODESTAR_SMTP_FROM_ADDRESS")
+    match = re.search(r"@([^@>\s]+)>?$", from_address)
+    if match is None or "\n" in from_address or "\r" in from_address:
+        raise SettingsError(
+            f"LODESTAR_SMTP_FROM_ADDRESS must be an email address, got {from_address!r}")
+    domain = env.get("LODESTAR_SMTP_MESSAGE_ID_DOMAIN", "").strip() or match.group(1)
+    if not _MAIL_DOMAIN.fullmatch(domain):
+        raise SettingsError(
+            f"LODESTAR_SMTP_MESSAGE_ID_DOMAIN must be a domain name, got {domain!r}")
+    base = env.get("LODESTAR_SMTP_TRACKING_BASE_URL", "").strip() or (
+        f"http://127.0.0.1:{_positive_int(get, 'LODESTAR_API_PORT')}")
+    if not re.fullmatch(r"https?://[^\s\"'<>]+", base):
+        raise SettingsError(
+            f"LODESTAR_SMTP_TRACKING_BASE_URL must be an http(s) URL, got {base!r}")
+    secret = env.get("LODESTAR_SMTP_TRACKING_SECRET", "").strip()
+    if secret and len(secret) < 32:
+        raise SettingsError("LODESTAR_SMTP_TRACKING_SECRET must be at least 32 characters")
+    return {
+        "smtp_host": get("LODESTAR_SMTP_HOST"),
+        "smtp_port": _positive_int(get, "LODESTAR_SMTP_PORT"),
+        "smtp_tls": tls,
+        "smtp_username": user or None,
+        "smtp_password": password or None,
+        "smtp_timeout_seconds": _positive_float(get, "LODESTAR_SMTP_TIMEOUT_SECONDS"),
+        "smtp_from_address": from_address,
+        "smtp_message_id_domain": domain,
+        "smtp_tracking_base_url": base.rstrip("/"),
+        "smtp_tracking_secret": secret or None,
+    }
 
 
 def _mask_password(dsn: str) -> str:
