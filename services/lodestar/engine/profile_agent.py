@@ -166,6 +166,7 @@ class ProfileAgent:
         self.backfills = Backfills()
         self.planned: set[int] = set()
         self.owned: set[int] = set()
+        self.changed_segments: dict[str, dict[str, int]] = {}  # app → segment → version
         catalogs.listeners.append(self._segments_changed)
 
     def register(self) -> Any:
@@ -328,12 +329,19 @@ class ProfileAgent:
     # --- segment clock and backfills -------------------------------------------------
 
     def _segments_changed(self, app_id: str, changed: frozenset[str]) -> None:
-        """A segment was created, updated or deleted: backfill it on every planned partition."""
+        """A segment was created, updated or deleted: note it; the next TICK queues its
+        backfill on every planned partition (one table scan for many changes)."""
         definitions = self.catalogs.get(app_id).definitions
-        versions = {sid: definitions[sid][0] if sid in definitions else 0 for sid in changed}
-        keys = self._keys_of(app_id)
-        for partition in self.planned:
-            self.backfills.add(partition, app_id, versions, keys.get(partition, []))
+        pending = self.changed_segments.setdefault(app_id, {})
+        for sid in changed:
+            pending[sid] = definitions[sid][0] if sid in definitions else 0
+
+    def _queue_changed_segments(self) -> None:
+        for app_id, versions in self.changed_segments.items():
+            keys = self._keys_of(app_id)
+            for partition in self.planned:
+                self.backfills.add(partition, app_id, versions, keys.get(partition, []))
+        self.changed_segments.clear()
 
     def _keys_of(self, app_id: str, partition: int | None = None) -> dict[int, list[str]]:
         """The table's keys of ``app_id`` by partition (only ``partition``, if given)."""
@@ -375,6 +383,8 @@ class ProfileAgent:
         """Due re-checks and one backfill chunk for ``partition``; whether work remains."""
         if partition not in self.planned:
             await self._plan(partition)
+        if self.changed_segments:
+            self._queue_changed_segments()
         for key in self.due_index.pop_due(partition, now_ms, DUE_PER_TICK):
             raw = self._get(key, out)
             due_at = next_due_ms(raw)
