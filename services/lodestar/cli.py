@@ -488,6 +488,35 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+def cmd_sender_email(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from lodestar.channels.email_sender import EmailSender, EmailSenderConfig
+    from lodestar.topics_admin import ensure_topics
+
+    config = EmailSenderConfig(
+        batch_size=args.batch_size, max_attempts=args.max_attempts,
+        retry_base_s=args.retry_base, retry_cap_s=args.retry_cap,
+        retry_deadline_s=args.retry_deadline, group_id=args.group_id,
+    )
+
+    async def run() -> None:
+        await ensure_topics(settings)
+        sender = EmailSender(settings, config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, sender.stop)
+        print(f"Lodestar email sender {sender.instance_id}: "
+              f"{settings.topic_prefix}.send.email → SMTP {settings.smtp_host}:"
+              f"{settings.smtp_port}, deliveries on {settings.topic_prefix}.deliveries; "
+              "SIGTERM stops it", flush=True)
+        await sender.run()
+        print(f"stopped: {sender.stats}", flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(settings_table_markdown())
@@ -645,6 +674,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-failures", type=int, default=10, metavar="N",
                    help="with --wait, print the first N row failures (default: 10)")
     p.set_defaults(handler=cmd_import)
+
+    p = sub.add_parser(
+        "sender", help="run a channel sender: consume send requests and deliver them")
+    sender_sub = p.add_subparsers(dest="sender_command", metavar="CHANNEL", required=True)
+    c = sender_sub.add_parser(
+        "email",
+        help="deliver <prefix>.send.email over SMTP, each message id at most once",
+        description="Consume SendRequests from <prefix>.send.email (consumer group "
+        "<prefix>-sender-email), render the template against the request's endpoint "
+        "snapshot, send over SMTP (LODESTAR_SMTP_*), retry transient failures with "
+        "backoff, and publish _email.* records on <prefix>.deliveries. Each message id "
+        "is claimed in PostgreSQL (table sent_messages; run `lodestar migrate` first) "
+        "before it reaches SMTP, so it is delivered at most once across crashes and "
+        "rebalances (docs/email.md). Runs until SIGTERM or Ctrl-C; run more processes "
+        "to scale out.",
+    )
+    c.add_argument("--batch-size", type=int, default=100,
+                   help="send requests per poll; offsets are committed after each (default 100)")
+    c.add_argument("--max-attempts", type=int, default=5,
+                   help="SMTP attempts per message for transient failures (default 5)")
+    c.add_argument("--retry-base", type=float, default=0.5, metavar="SECONDS",
+                   help="first backoff ceiling, doubled per attempt, full jitter (default 0.5)")
+    c.add_argument("--retry-cap", type=float, default=30.0, metavar="SECONDS",
+                   help="largest backoff between attempts (default 30)")
+    c.add_argument("--retry-deadline", type=float, default=120.0, metavar="SECONDS",
+                   help="give up retrying a message this long after its first attempt "
+                   "(default 120)")
+    c.add_argument("--group-id", help="consumer group (default <prefix>-sender-email)")
+    c.set_defaults(handler=cmd_sender_email)
 
     p = sub.add_parser("settings", help="show the resolved settings")
     p.add_argument("--markdown", action="store_true", help="print the settings table as Markdown")
