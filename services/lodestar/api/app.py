@@ -32,6 +32,7 @@ from lodestar.api.event_publisher import EventPublisher
 from lodestar.api.events import put_events
 from lodestar.api.job_runner import JobRunner
 from lodestar.api.openapi import openapi_routes
+from lodestar.api.tracking import tracking_routes
 from lodestar.contracts.codec import AvroCodec
 from lodestar.control.apps import AppsRepository, missing_migrations
 from lodestar.settings import Settings
@@ -121,6 +122,7 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         *openapi_routes(),  # GET /openapi.json and GET /docs, without credentials
+        *tracking_routes(),  # /t/o|c|u/{token}: email tracking, the token is the credential
         Route("/v1/apps", create_application, methods=["POST"]),
         Route("/v1/apps", get_applications, methods=["GET"]),
         Route("/v1/apps/{application_id}", get_application, methods=["GET"]),

@@ -1,4 +1,5 @@
-"""The API's Kafka producer: events and endpoint commands, in Avro, keyed by endpoint id.
+"""The API's Kafka producer: events, endpoint commands and delivery records (email
+tracking hits), in Avro, keyed by endpoint id.
 
 Every ``publish…`` returns only when the broker has acknowledged every record
 (``acks=all``, idempotent producer), so a 202 from the API means the records
@@ -16,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from lodestar.contracts.codec import AvroCodec
-from lodestar.contracts.keys import control_key
+from lodestar.contracts.keys import control_key, record_key
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
 
@@ -89,6 +90,21 @@ class EventPublisher:
                 futures.append(await self._producer.send(
                     topic, value=value, key=None, partition=partition, headers=headers
                 ))
+        await asyncio.gather(*futures)
+
+    async def publish_deliveries(self, records: Sequence[dict[str, Any]]) -> None:
+        """Send ``lodestar.v1.Delivery`` records (e.g. email tracking hits), keyed by
+        endpoint id (message id when there is none); return when all are acknowledged."""
+        if not records:
+            return
+        topic = self._settings.topic(Topic.DELIVERIES)
+        headers = self._codec.headers(Topic.DELIVERIES)
+        futures = []
+        for record in records:
+            futures.append(await self._producer.send(
+                topic, value=self._codec.encode(Topic.DELIVERIES, record),
+                key=record_key(Topic.DELIVERIES, record), headers=headers,
+            ))  # fmt: skip
         await asyncio.gather(*futures)
 
     async def publish_control(self, changes: Sequence[dict[str, Any]]) -> None:

@@ -1308,6 +1308,94 @@ def _lodestar_paths() -> dict[str, dict[str, Any]]:
                 "content": {"text/html": {"schema": {"type": "string"}}},
             }},
         }},
+        **_tracking_paths(),
+    }
+
+
+def _tracking_paths() -> dict[str, dict[str, Any]]:
+    """The email tracking routes (lodestar.api.tracking; docs/email.md)."""
+    token = [{"name": "token", "in": "path", "required": True,
+              "description": "A tracking token signed under LODESTAR_SMTP_TRACKING_SECRET "
+              "(`<payload>.<mac>`, see docs/email.md).",
+              "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}]
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    # a plain-text 404, not Pinpoint's JSON error: documented as the 4XX range
+    not_found = {"description": "404, plain text: the token is not a valid one of this kind, "
+                 "or tracking is off (LODESTAR_SMTP_TRACKING_SECRET unset).", "content": text}
+    creds = ("Needs no credentials: the signed token is the credential. Answers 404 while "
+             "LODESTAR_SMTP_TRACKING_SECRET is unset.")
+    unsubscribe = ("Verifies an unsubscribe token, publishes `_email.unsubscribe` on the "
+                   "deliveries topic and an UPSERT endpoint command setting `OptOut: ALL` on "
+                   "the token's endpoint. " + creds)
+    return {
+        "/t/o/{token}": {"get": {
+            "operationId": "TrackEmailOpen",
+            "tags": ["Lodestar"],
+            "summary": "Email open tracking pixel",
+            "description": "Verifies an open token and publishes `_email.open` on the "
+            "deliveries topic. An invalid token gets the same pixel and publishes nothing. "
+            + creds,
+            "security": [],
+            "parameters": token,
+            "responses": {
+                "200": {"description": "A 1x1 transparent GIF, not to be cached.",
+                        "content": {"image/gif": {"schema": {"type": "string",
+                                                             "format": "binary"}}}},
+                "4XX": not_found,
+            },
+        }},
+        "/t/c/{token}": {"get": {
+            "operationId": "TrackEmailClick",
+            "tags": ["Lodestar"],
+            "summary": "Email click redirect",
+            "description": "Verifies a click token, publishes `_email.click` (the target URL "
+            "in the `feedback` attribute) on the deliveries topic and redirects to the "
+            "target. " + creds,
+            "security": [],
+            "parameters": token,
+            "responses": {
+                "302": {"description": "Redirect to the link's original target.",
+                        "headers": {"Location": {"schema": {"type": "string",
+                                                            "format": "uri"}}}},
+                "4XX": not_found,
+            },
+        }},
+        "/t/u/{token}": {
+            "get": {
+                "operationId": "EmailUnsubscribePage",
+                "tags": ["Lodestar"],
+                "summary": "Email unsubscribe (link): a confirmation page",
+                "description": "Answers a page whose button POSTs to the same URL; changes "
+                               "nothing, so link-scanning mail filters cannot unsubscribe "
+                               "anyone. " + creds,
+                "security": [],
+                "parameters": token,
+                "responses": {
+                    "200": {"description": "The page asking to confirm.",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "4XX": not_found,
+                },
+            },
+            "post": {
+                "operationId": "EmailOneClickUnsubscribe",
+                "tags": ["Lodestar"],
+                "summary": "Email one-click unsubscribe (RFC 8058)",
+                "description": "What a mail client POSTs for `List-Unsubscribe-Post: "
+                "List-Unsubscribe=One-Click`. " + unsubscribe,
+                "security": [],
+                "parameters": token,
+                "requestBody": {"required": False, "content": {
+                    "application/x-www-form-urlencoded": {"schema": {
+                        "type": "object",
+                        "properties": {"List-Unsubscribe": {"const": "One-Click"}},
+                    }},
+                }},
+                "responses": {
+                    "200": {"description": "Unsubscribed.", "content": text},
+                    "4XX": not_found,
+                },
+            },
+        },
     }
 
 
