@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 from lodestar.core.behaviour_counters import DAILY_BUCKETS, DAY_MS, HOUR_MS
 from lodestar.core.endpoint_request import ChannelType
+from lodestar.core.request_fields import FieldError, as_enum, as_object, known_keys
 from lodestar.core.timestamps import TimestampError, parse_timestamp
 
 MAX_DIMENSIONS = 100
@@ -49,13 +50,8 @@ MAX_WITHIN_HOURS = 48
 MAX_WITHIN_DAYS = DAILY_BUCKETS
 
 
-class SegmentDefinitionError(ValueError):
+class SegmentDefinitionError(FieldError):
     """An invalid segment definition; ``field`` is the offending path."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class AttributeType(StrEnum):
@@ -493,9 +489,7 @@ def parse_time_ref(value: object, path: str) -> TimeRef:
 
 
 def _obj(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SegmentDefinitionError(path or "WriteSegmentRequest", "must be an object")
-    return value
+    return as_object(SegmentDefinitionError, value, path or "WriteSegmentRequest")
 
 
 def _map(value: object, path: str) -> Mapping[str, Any]:
@@ -509,11 +503,7 @@ def _list(value: object, path: str) -> list[Any]:
 
 
 def _keys(data: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    for key in data:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            expected = ", ".join(sorted(allowed))
-            raise SegmentDefinitionError(where, f"unknown field; expected {expected}")
+    known_keys(SegmentDefinitionError, data, path, allowed)
 
 
 def _strings(value: object, path: str) -> tuple[str, ...]:
@@ -538,11 +528,4 @@ def _float(value: object, path: str) -> float:
 
 
 def _enum(kind: type[_E], value: object, path: str) -> _E:
-    try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return kind(value)
-    except ValueError:
-        raise SegmentDefinitionError(
-            path, f"{value!r} is not one of {', '.join(e.value for e in kind)}"
-        ) from None
+    return as_enum(SegmentDefinitionError, kind, value, path)

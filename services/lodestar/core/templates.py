@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from lodestar.core.request_fields import FieldError, as_enum, as_object, known_keys
 from lodestar.core.template_context import (
     RecipientContext,
     SubstitutionError,
@@ -50,13 +51,8 @@ MAX_HEADER_VALUE = 870
 _E = TypeVar("_E", bound=StrEnum)
 
 
-class TemplateDefinitionError(ValueError):
+class TemplateDefinitionError(FieldError):
     """An invalid template request; ``field`` is the offending path."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class TemplateType(StrEnum):
@@ -362,17 +358,11 @@ def _part(value: object, path: str, *, html: bool) -> Part | None:
 
 
 def _obj(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise TemplateDefinitionError(path, "must be an object")
-    return value
+    return as_object(TemplateDefinitionError, value, path)
 
 
 def _keys(data: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    for key in data:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise TemplateDefinitionError(
-                where, f"unknown field; expected {', '.join(sorted(allowed))}")
+    known_keys(TemplateDefinitionError, data, path, allowed)
 
 
 def _string(value: object, path: str) -> str | None:
@@ -394,14 +384,7 @@ def _string_map(value: object, path: str) -> dict[str, str]:
 
 
 def _enum(kind: type[_E], value: object, path: str) -> _E:
-    try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return kind(value)
-    except ValueError:
-        raise TemplateDefinitionError(
-            path, f"{value!r} is not one of {', '.join(e.value for e in kind)}"
-        ) from None
+    return as_enum(TemplateDefinitionError, kind, value, path)
 
 
 # ---------------------------------------------------------------- rendering
