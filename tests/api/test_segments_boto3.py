@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from tests.api.live_api import ADMIN, Api, api_settings, serve
+from tests.api.topic_records import topic_records
 
 from lodestar.contracts.codec import AvroCodec
 from lodestar.contracts.keys import control_key
@@ -169,20 +169,7 @@ def test_error_paths(api: Api, app_id: str) -> None:
 
 
 async def _consume(settings: Settings, expected: int, within: float = 20.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        settings.topic(Topic.CONTROL), bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest", group_id=None,
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + within
-        while len(out) < expected and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(records)
-    finally:
-        await consumer.stop()
-    return out
+    return await topic_records(settings, Topic.CONTROL, expected, within)
 
 
 def test_changes_are_published_on_the_control_topic(api: Api, app_id: str) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from tests.api.live_api import Api, api_settings, serve
+from tests.api.topic_records import topic_records
 
 from lodestar.api.tracking import PIXEL_GIF
 from lodestar.contracts.codec import AvroCodec
@@ -64,19 +64,7 @@ def _tampered(token: str) -> str:
 async def _consume(settings: Settings, topic: Topic, expected: int,
                    within: float = 10.0) -> list[dict[str, Any]]:
     """Up to ``expected`` decoded records of ``topic`` (waits ``within`` s when fewer)."""
-    consumer = AIOKafkaConsumer(
-        settings.topic(topic), bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest", group_id=None,
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + within
-        while len(out) < expected and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(records)
-    finally:
-        await consumer.stop()
+    out = await topic_records(settings, topic, expected, within)
     codec = AvroCodec.default()
     return [{"key": r.key, **codec.decode(topic, r.value)} for r in out]
 
