@@ -343,15 +343,13 @@ class ProfileAgent:
                 self.backfills.add(partition, app_id, versions, keys.get(partition, []))
         self.changed_segments.clear()
 
-    def _keys_of(self, app_id: str, partition: int | None = None) -> dict[int, list[str]]:
-        """The table's keys of ``app_id`` by partition (only ``partition``, if given)."""
+    def _keys_of(self, app_id: str) -> dict[int, list[str]]:
+        """The table's keys of ``app_id`` by partition."""
         prefix = app_id + "/"
         out: dict[int, list[str]] = {}
         for key in list(self.table.keys()):
             if key.startswith(prefix):
-                p = partition_of(key[len(prefix):], self.partitions)
-                if partition is None or p == partition:
-                    out.setdefault(p, []).append(key)
+                out.setdefault(partition_of(key[len(prefix):], self.partitions), []).append(key)
         return out
 
     def _owned_partitions(self) -> set[int]:
@@ -437,24 +435,32 @@ class ProfileAgent:
             self.backfills.done(partition)
 
     async def _plan(self, partition: int) -> None:
-        """A newly owned partition: index its due times, queue its unfinished backfills."""
+        """Newly owned partitions (``partition`` and any other owned one not planned yet,
+        in one pass over the table): index their due times, queue their unfinished
+        backfills."""
         started = time.monotonic()
+        targets = {partition} | (self._owned_partitions() - self.planned)
+        keys: dict[tuple[int, str], list[str]] = {}
         for key, raw in list(self.table.items()):
-            if partition_of(key.split("/", 1)[1], self.partitions) == partition:
-                self.due_index.add(partition, next_due_ms(raw), key)
-        finished = await self.progress.finished(partition)
-        for app_id, segments in list(self.catalogs.apps.items()):
-            todo = {
-                sid: version for sid, (version, _) in segments.definitions.items()
-                if (app_id, sid, version) not in finished
-            }
-            if todo:
-                keys = self._keys_of(app_id, partition).get(partition, [])
-                self.backfills.add(partition, app_id, todo, keys)
-        self.planned.add(partition)
-        log.info("partition %d planned in %.2f s: %d due entries, backfills %s",
-                 partition, time.monotonic() - started, self.due_index.size(partition),
-                 "queued" if self.backfills.pending(partition) else "none")
+            app_id, endpoint_id = key.split("/", 1)
+            owner = partition_of(endpoint_id, self.partitions)
+            if owner in targets:
+                self.due_index.add(owner, next_due_ms(raw), key)
+                keys.setdefault((owner, app_id), []).append(key)
+        for target in sorted(targets):
+            finished = await self.progress.finished(target)
+            for app_id, segments in list(self.catalogs.apps.items()):
+                todo = {
+                    sid: version for sid, (version, _) in segments.definitions.items()
+                    if (app_id, sid, version) not in finished
+                }
+                if todo:
+                    self.backfills.add(target, app_id, todo, keys.get((target, app_id), []))
+            self.planned.add(target)
+        log.info("partition(s) %s planned in %.2f s: %d due entries, backfills %s",
+                 sorted(targets), time.monotonic() - started,
+                 sum(self.due_index.size(t) for t in targets),
+                 "queued" if any(self.backfills.pending(t) for t in targets) else "none")
 
     def _get(self, key: str, out: Outbox) -> dict[str, Any] | None:
         """The table value of ``key`` as this batch left it so far."""
