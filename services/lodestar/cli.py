@@ -93,11 +93,11 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_events_count(args: argparse.Namespace, settings: Settings) -> int:
-    from lodestar.analytics.reading import EventCountsUnavailable, read_event_counts
+    from lodestar.analytics.reading import AnalyticsUnavailable, read_event_counts
 
     try:
         counts = read_event_counts(settings, args.app_id, args.event_type)
-    except EventCountsUnavailable as exc:
+    except AnalyticsUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:

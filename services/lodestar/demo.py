@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from lodestar.analytics.reading import EventCountsUnavailable, read_event_counts
+from lodestar.analytics.reading import AnalyticsUnavailable, read_event_counts
 from lodestar.settings import Settings
 
 
@@ -91,7 +91,7 @@ def run_demo(settings: Settings, *, app_id: str, endpoints: int, timeout: float)
     now = datetime.now(UTC)
     try:
         before = _total(settings, app_id)
-    except EventCountsUnavailable as exc:
+    except AnalyticsUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
+
+from lodestar.analytics.registry import analytics_query
 
 
 @dataclass(frozen=True)
@@ -35,3 +39,13 @@ def event_counts(
         parameters=params,
     ).result_rows
     return [EventTypeCount(str(t), int(n)) for t, n in rows]
+
+
+@analytics_query("event-counts")
+def event_counts_query(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
+    """``{"Counts": [{"EventType", "Count"}…], "Total": n}`` (params ``app-id``, ``event-type``)."""
+    rows = event_counts(client, params.get("app-id"), params.get("event-type"))
+    return {
+        "Counts": [{"EventType": r.event_type, "Count": r.count} for r in rows],
+        "Total": sum(r.count for r in rows),
+    }

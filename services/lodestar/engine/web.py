@@ -3,6 +3,8 @@
 Served inside the Faust worker by ``faust.contrib.asgi.serve_asgi`` on
 ``LODESTAR_WORKER_WEB_PORT``. ``GET /v1/analytics/event-counts?app-id=&event-type=``
 answers ``{"Counts": [{"EventType": …, "Count": …}], "Total": n}``;
+``GET /v1/analytics/query/{name}?…`` runs a registered analytics query
+(``lodestar.analytics.registry``: 400 for bad parameters, 404 unknown name);
 ``GET /v1/apps/{app-id}/endpoints/{endpoint-id}/state`` answers the engine's
 profile of the endpoint (sessions, counters included) when this worker holds
 its partition (else 404) — for operators; clients use GetEndpoint.
@@ -22,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from lodestar.analytics.queries import event_counts
+from lodestar.analytics.registry import QueryParameterError, UnknownQuery, run_query
 from lodestar.engine.analytics_service import AnalyticsRuntime
 
 
@@ -47,6 +50,22 @@ def create_worker_web(
             }
         )
 
+    async def analytics_query(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(runtime.ready.wait(), timeout=10)
+        except TimeoutError:
+            return JSONResponse({"Message": "ClickHouse is not open yet; retry shortly."}, 503)
+        assert runtime.writer is not None
+        name = request.path_params["name"]
+        params = dict(request.query_params)
+        try:
+            result = await runtime.writer.call(lambda c: run_query(c, name, params))
+        except QueryParameterError as exc:
+            return JSONResponse({"Message": str(exc)}, 400)
+        except UnknownQuery as exc:
+            return JSONResponse({"Message": str(exc)}, 404)
+        return JSONResponse(result)
+
     async def endpoint_state(request: Request) -> Response:
         key = f"{request.path_params['app_id']}/{request.path_params['endpoint_id']}"
         state = profiles.get(key)
@@ -65,6 +84,7 @@ def create_worker_web(
         routes=[
             Route("/healthz", healthz),
             Route("/v1/analytics/event-counts", counts),
+            Route("/v1/analytics/query/{name}", analytics_query),
             Route("/v1/apps/{app_id}/endpoints/{endpoint_id}/state", endpoint_state),
             Route("/v1/apps/{app_id}/users/{user_id}/index", user_endpoints),
         ]
