@@ -26,7 +26,6 @@ long as it runs; if another sender can take that lock, the claimant is gone.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -39,6 +38,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from lodestar.channels.email import OutcomeKind, SmtpConfig, SmtpOutcome, SmtpSender
+from lodestar.channels.sent_messages import LOCK_CLASS, SentMessages, stored_records
 from lodestar.contracts.codec import AvroCodec
 from lodestar.contracts.errors import ContractError
 from lodestar.control.templates import TemplatesRepository
@@ -66,7 +66,6 @@ from lodestar.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LOCK_CLASS = 0x10DE5E4D  # advisory lock class of sender instances ("lodestar sender")
 
 
 @dataclass(frozen=True)
@@ -91,54 +90,6 @@ class SenderStats:
     smtp_attempts: int = 0
     batches: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
-
-
-class SentMessages:
-    """The ``sent_messages`` table: claims and outcomes per message id."""
-
-    def __init__(self, pool: asyncpg.Pool, instance_id: str) -> None:
-        self._pool = pool
-        self.instance_id = instance_id
-
-    async def claim(self, message_id: str, app_id: str) -> asyncpg.Record | None:
-        """Claim ``message_id``; None when we got it, else the existing row."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            got = await conn.fetchval(
-                "INSERT INTO sent_messages (message_id, app_id, state, claimed_by) "
-                "VALUES ($1, $2, 'CLAIMED', $3) ON CONFLICT (message_id) DO NOTHING "
-                "RETURNING true", message_id, app_id, self.instance_id)
-            if got:
-                return None
-            row: asyncpg.Record = await conn.fetchrow(
-                "SELECT state, claimed_by, deliveries FROM sent_messages "
-                "WHERE message_id = $1", message_id)
-            return row
-
-    async def claimant_alive(self, claimed_by: str) -> bool:
-        async with self._pool.acquire() as conn:
-            got = await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, claimed_by)
-            if got:
-                await conn.execute(
-                    "SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, claimed_by)
-            return not got
-
-    async def finish(self, message_id: str, state: SendState, records: list[Record],
-                     outcome: FinalOutcome | None = None, *, only_if_claimed_by: str | None = None
-                     ) -> bool:
-        """Store the final state; with ``only_if_claimed_by`` only while still CLAIMED by it."""
-        o = outcome
-        result = await self._pool.execute(
-            "UPDATE sent_messages SET state = $2, deliveries = $3::jsonb, finished_at = now(), "
-            "attempts = coalesce($4, attempts), outcome_kind = $5, smtp_code = $6, "
-            "smtp_message = $7, smtp_stage = $8 "
-            "WHERE message_id = $1 AND ($9::text IS NULL OR "
-            "(state = 'CLAIMED' AND claimed_by = $9::text))",
-            message_id, state.value, json.dumps(records),
-            None if o is None else o.attempts, None if o is None else o.kind,
-            None if o is None else o.code, None if o is None else o.message,
-            None if o is None else o.stage, only_if_claimed_by)
-        return bool(result.endswith(" 1"))
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -260,8 +211,7 @@ class EmailSender:
         if verdict is ClaimVerdict.REPUBLISH:
             assert row is not None
             self.stats.republished += 1
-            stored = row["deliveries"]
-            return list(json.loads(stored) if isinstance(stored, str) else stored)
+            return stored_records(row)
         if verdict is ClaimVerdict.LEAVE:
             log.warning("message %s is being sent by %s; leaving it", message_id,
                         None if row is None else row["claimed_by"])

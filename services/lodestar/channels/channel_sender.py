@@ -1,0 +1,462 @@
+"""The sender process of one HTTP channel (``lodestar sender sms|push|voice|custom``).
+
+``ChannelSender(settings, plugin)`` consumes ``<prefix>.send.<channel>``
+(consumer group ``<prefix>-sender-<channel>``) and works a polled batch at a
+time:
+
+1. decode every record (undecodable, or on the wrong channel → the topic's
+   DLQ with the reason);
+2. claim all message ids in one PostgreSQL transaction **before** anything
+   reaches a provider (``channels.sent_messages``); an id that already has a
+   row is decided by ``core.email_sending.claim_verdict``: republish its stored
+   records, leave it to a live claimant, or finish it as sent with an unknown
+   outcome — never send it twice;
+3. ``plugin.prepare`` (pure: opt-out / INACTIVE screening, template
+   rendering, routing) ends a message with its records or makes it
+   deliverable; deliverable addresses on the suppression list end as rejected;
+4. deliver up to ``concurrency`` messages at once, each through the
+   per-provider token bucket (``core.rate_limit``), retrying RETRY outcomes
+   with backoff and jitter within the budget (``core.retry_policy``,
+   honouring Retry-After); a message whose budget runs out also goes to the
+   DLQ (RETRIES_EXHAUSTED);
+5. store every final state in one round, publish the delivery records on
+   ``<prefix>.deliveries`` and, for dead addresses (DEAD_ADDRESS: FCM
+   UNREGISTERED, APNs 410 …), a DEACTIVATE command making the endpoint
+   INACTIVE; once Kafka acknowledged all of them, commit the batch's offsets.
+
+A crash anywhere before the commit replays the batch: claimed ids are never
+sent again, finished ones republish the same records (same event ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from lodestar.channels.sent_messages import LOCK_CLASS, Finish, SentMessages, stored_records
+from lodestar.contracts.codec import AvroCodec
+from lodestar.contracts.errors import ContractError
+from lodestar.control.templates import TemplatesRepository
+from lodestar.core.dead_letters import DeadLetter, DlqReason
+from lodestar.core.delivery_events import Channel, DeliverySubject, Record
+from lodestar.core.email_sending import ClaimVerdict, SendState, claim_verdict
+from lodestar.core.endpoint_commands import deactivate_command
+from lodestar.core.provider_outcome import ProviderOutcome, ProviderOutcomeKind
+from lodestar.core.rate_limit import TokenBucket
+from lodestar.core.retry_policy import (
+    Action,
+    Classification,
+    RetryBudget,
+    Verdict,
+    decide,
+)
+from lodestar.core.topics import Topic
+from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
+from lodestar.settings import Settings
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Deliverable(Generic[P]):
+    """A message ready for the provider: the transport's payload and the address that
+    the suppression list is checked against."""
+
+    payload: P
+    address: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A message that ends before the provider (skipped, not rendered, no route)."""
+
+    records: list[Record]
+    state: SendState = SendState.FAILED
+    kind: str = "skipped"
+
+
+class ChannelPlugin(Protocol[P]):
+    """What the runner needs from one channel: pure decisions plus the transport."""
+
+    channel: Channel
+    topic: Topic
+    template_type: str | None
+    """Template type to look up for ``request.template`` (``SMS``, ``PUSH`` …), or None."""
+
+    def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
+                template_error: str | None, now_ms: int) -> Deliverable[P] | Ended: ...
+
+    def suppressed_records(self, subject: DeliverySubject, now_ms: int) -> list[Record]: ...
+
+    async def send(self, payload: P) -> ProviderOutcome: ...
+
+    def outcome_records(self, request: Mapping[str, Any], subject: DeliverySubject,
+                        payload: P, outcome: ProviderOutcome, attempts: int, sent_ms: int,
+                        now_ms: int) -> list[Record]: ...
+
+    def unknown_records(self, subject: DeliverySubject, now_ms: int) -> list[Record]: ...
+
+    async def aclose(self) -> None: ...
+
+
+Suppressed = Callable[[str, str, Sequence[str]], Awaitable[set[str]]]
+"""``(app_id, channel, addresses) -> the suppressed ones`` (the suppression list)."""
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ChannelSenderConfig:
+    batch_size: int = 500
+    poll_ms: int = 200
+    concurrency: int = 64
+    rate_per_s: float = 0.0
+    """Provider rate limit (messages a second); 0 means none."""
+    burst: int = 100
+    max_attempts: int = 5
+    retry_base_s: float = 0.5
+    retry_cap_s: float = 30.0
+    retry_deadline_s: float = 120.0
+    group_id: str | None = None
+
+
+@dataclass
+class ChannelSenderStats:
+    requests: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    suppressed: int = 0
+    republished: int = 0
+    left: int = 0
+    attempts: int = 0
+    retries: int = 0
+    dead_addresses: int = 0
+    batches: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+def classification(outcome: ProviderOutcome) -> Classification:
+    """The retry policy's reading of a provider outcome."""
+    if outcome.kind is ProviderOutcomeKind.ACCEPTED:
+        return Classification(Verdict.SUCCESS, outcome.message)
+    if outcome.kind is ProviderOutcomeKind.RETRY:
+        return Classification(Verdict.RETRY, outcome.message)
+    return Classification(Verdict.PERMANENT, outcome.message,
+                          recipient_fault=outcome.kind is ProviderOutcomeKind.DEAD_ADDRESS)
+
+
+@dataclass
+class _Item:
+    request: dict[str, Any]
+    rec: Any
+    subject: DeliverySubject
+    records: list[Record] = field(default_factory=list)
+    finish: Finish | None = None
+    dead_address: bool = False
+    exhausted: str | None = None
+
+
+class ChannelSender(Generic[P]):
+    """Consumes one channel's send topic until ``stop()``; see the module doc."""
+
+    def __init__(self, settings: Settings, plugin: ChannelPlugin[P],
+                 config: ChannelSenderConfig | None = None, *, codec: AvroCodec | None = None,
+                 suppressed: Suppressed | None = None, sleep: Sleep = asyncio.sleep) -> None:
+        self.settings = settings
+        self.plugin = plugin
+        self.config = config or ChannelSenderConfig()
+        self.codec = codec or AvroCodec.default()
+        self.name = plugin.channel.value.lower()
+        self.instance_id = f"{self.name}-{uuid.uuid4().hex}"
+        self.stats = ChannelSenderStats()
+        self._suppressed = suppressed
+        self._sleep = sleep
+        self._stopping = asyncio.Event()
+        self._bucket = TokenBucket(self.config.rate_per_s, max(1, self.config.burst))
+        self._bucket_lock = asyncio.Lock()
+        self._budget = RetryBudget(self.config.max_attempts, self.config.retry_deadline_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, started: asyncio.Event | None = None) -> None:
+        settings = self.settings
+        topic = settings.topic(self.plugin.topic)
+        pool: asyncpg.Pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1,
+                                                       max_size=4)
+        lock_conn: asyncpg.Connection | None = None
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                    enable_idempotence=True, linger_ms=5)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=self.config.group_id or f"{settings.topic_prefix}-sender-{self.name}",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=self.config.batch_size,
+        )
+        try:
+            lock_conn = await asyncpg.connect(settings.postgres_dsn)
+            await lock_conn.execute("SELECT pg_advisory_lock($1, hashtext($2))",
+                                    LOCK_CLASS, self.instance_id)
+            await producer.start()
+
+            async def send_dlq(dlq: str, key: bytes | None, value: bytes, headers: Any) -> None:
+                await producer.send_and_wait(dlq, value=value, key=key, headers=list(headers))
+
+            dead_letters = DeadLetterPublisher(settings, self.codec, send_dlq,
+                                               f"sender-{self.name}")
+            store = SentMessages(pool, self.instance_id, self.plugin.channel.value)
+            templates = TemplatesRepository(pool)
+            await consumer.start()
+            consumer.subscribe([topic])
+            log.info("%s sender %s consuming %s", self.name, self.instance_id, topic)
+            if started is not None:
+                started.set()
+            while not self._stopping.is_set():
+                polled = await consumer.getmany(timeout_ms=self.config.poll_ms,
+                                                max_records=self.config.batch_size)
+                if not polled:
+                    continue
+                records = [rec for recs in polled.values() for rec in recs]
+                await self._batch(records, store, templates, producer, dead_letters)
+                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in polled.items()
+                                       if recs})
+                self.stats.batches += 1
+                s = self.stats
+                log.info("%s sender: batch of %d committed (sent %d, failed %d, skipped %d, "
+                         "suppressed %d, republished %d so far)", self.name, len(records),
+                         s.sent, s.failed, s.skipped, s.suppressed, s.republished)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await self.plugin.aclose()
+            if lock_conn is not None:
+                await lock_conn.close()
+            await pool.close()
+
+    # -- one batch ---------------------------------------------------------------------
+
+    async def _batch(self, records: Sequence[Any], store: SentMessages,
+                     templates: TemplatesRepository, producer: AIOKafkaProducer,
+                     dead_letters: DeadLetterPublisher) -> None:
+        items = await self._decode(records, dead_letters)
+        if not items:
+            return
+        rows = await store.claim_many(
+            [(i.request["message_id"], i.request["app_id"]) for i in items])
+        to_send: list[_Item] = []
+        for item in items:
+            row = rows.get(item.request["message_id"])
+            if row is None:
+                to_send.append(item)
+            else:
+                await self._already_claimed(item, row, store)
+        template_cache: dict[tuple[str, str | None], tuple[Any, str | None]] = {}
+        deliverable: list[tuple[_Item, Deliverable[P]]] = []
+        for item in to_send:
+            template, error = await self._template(item.request, templates, template_cache)
+            prepared = self.plugin.prepare(item.request, template, error, _now_ms())
+            if isinstance(prepared, Ended):
+                item.records = prepared.records
+                item.finish = Finish(item.request["message_id"], prepared.state,
+                                     prepared.records, outcome_kind=prepared.kind.upper())
+                if prepared.kind == "skipped":
+                    self.stats.skipped += 1
+                else:
+                    self.stats.failed += 1
+                continue
+            deliverable.append((item, prepared))
+        deliverable = await self._screen_suppressed(deliverable)
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+        await asyncio.gather(*(self._deliver(item, d, semaphore) for item, d in deliverable))
+        await store.finish_many([i.finish for i in items if i.finish is not None])
+        await self._publish(items, producer, dead_letters)
+
+    async def _decode(self, records: Sequence[Any],
+                      dead_letters: DeadLetterPublisher) -> list[_Item]:
+        items: list[_Item] = []
+        for rec in records:
+            try:
+                request = self.codec.decode(self.plugin.topic, rec.value)
+            except ContractError as exc:
+                await dead_letters.publish(self.plugin.topic, SourceRecord.of(rec),
+                                           DeadLetter(DlqReason.DECODE_ERROR, str(exc)))
+                continue
+            if request["channel"] != self.plugin.channel.value:
+                await dead_letters.publish(
+                    self.plugin.topic, SourceRecord.of(rec),
+                    DeadLetter(DlqReason.VALIDATION_ERROR,
+                               f"a {request['channel']} request on the "
+                               f"{self.plugin.channel.value} send topic"))
+                continue
+            self.stats.requests += 1
+            items.append(_Item(request, rec, DeliverySubject.from_send_request(request)))
+        return items
+
+    async def _already_claimed(self, item: _Item, row: asyncpg.Record,
+                               store: SentMessages) -> None:
+        message_id = item.request["message_id"]
+        alive = False
+        if row["state"] == "CLAIMED" and row["claimed_by"] != self.instance_id:
+            alive = await store.claimant_alive(row["claimed_by"])
+        verdict = claim_verdict(claimed_now=False, state=row["state"],
+                                claimed_by=row["claimed_by"], me=self.instance_id,
+                                claimant_alive=alive)
+        if verdict is ClaimVerdict.REPUBLISH:
+            self.stats.republished += 1
+            item.records = stored_records(row)
+        elif verdict is ClaimVerdict.LEAVE:
+            self.stats.left += 1
+            log.warning("message %s is being sent by %s; leaving it", message_id,
+                        row["claimed_by"])
+        else:
+            records = self.plugin.unknown_records(item.subject, _now_ms())
+            if await store.finish_unclaimed(message_id, records, row["claimed_by"]):
+                log.warning("message %s was claimed by %s, which stopped mid-send: not sent "
+                            "again (outcome unknown)", message_id, row["claimed_by"])
+                item.records = records
+            else:  # finished meanwhile by someone else: republish what it stored
+                fresh = await store.claim_many([(message_id, item.request["app_id"])])
+                if message_id in fresh and fresh[message_id]["state"] != "CLAIMED":
+                    item.records = stored_records(fresh[message_id])
+
+    async def _template(self, request: Mapping[str, Any], templates: TemplatesRepository,
+                        cache: dict[tuple[str, str | None], tuple[Any, str | None]]
+                        ) -> tuple[Any, str | None]:
+        ref = request.get("template")
+        kind = self.plugin.template_type
+        if not ref or kind is None:
+            return None, None
+        key = (ref["name"], ref.get("version"))
+        if key in cache:
+            return cache[key]
+        version: int | None = None
+        answer: tuple[Any, str | None]
+        if ref.get("version") is not None:
+            try:
+                version = int(ref["version"])
+            except ValueError:
+                answer = (None, f"template {ref['name']}: version {ref['version']!r} is not "
+                          "a number")
+                cache[key] = answer
+                return answer
+        found = await templates.get(kind, ref["name"], version)
+        if found is None:
+            which = "the active version" if version is None else f"version {version}"
+            answer = (None, f"{kind} template {ref['name']!r} ({which}) does not exist")
+        else:
+            answer = (found.definition, None)
+        cache[key] = answer
+        return answer
+
+    async def _screen_suppressed(self, deliverable: list[tuple[_Item, Deliverable[P]]]
+                                 ) -> list[tuple[_Item, Deliverable[P]]]:
+        if self._suppressed is None or not deliverable:
+            return deliverable
+        by_app: dict[str, list[str]] = {}
+        for item, d in deliverable:
+            by_app.setdefault(item.request["app_id"], []).append(d.address)
+        blocked: set[tuple[str, str]] = set()
+        for app_id, addresses in by_app.items():
+            found = await self._suppressed(app_id, self.plugin.channel.value, addresses)
+            blocked |= {(app_id, a) for a in found}
+        keep = []
+        for item, d in deliverable:
+            if (item.request["app_id"], d.address) in blocked:
+                item.records = self.plugin.suppressed_records(item.subject, _now_ms())
+                item.finish = Finish(item.request["message_id"], SendState.FAILED,
+                                     item.records, outcome_kind="SUPPRESSED")
+                self.stats.suppressed += 1
+            else:
+                keep.append((item, d))
+        return keep
+
+    async def _wait_for_token(self) -> None:
+        async with self._bucket_lock:
+            self._bucket, wait = self._bucket.take(time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _deliver(self, item: _Item, d: Deliverable[P],
+                       semaphore: asyncio.Semaphore) -> None:
+        message_id = item.request["message_id"]
+        async with semaphore:
+            sent_ms = _now_ms()
+            started = time.monotonic()
+            attempt = 0
+            while True:
+                attempt += 1
+                self.stats.attempts += 1
+                await self._wait_for_token()
+                outcome = await self.plugin.send(d.payload)
+                decision = decide(classification(outcome), attempt,
+                                  time.monotonic() - started, self._budget,
+                                  base_s=self.config.retry_base_s,
+                                  cap_s=self.config.retry_cap_s,
+                                  retry_after_s=outcome.retry_after_s, rand=random.random())
+                if decision.action is not Action.RETRY:
+                    break
+                self.stats.retries += 1
+                log.info("message %s: attempt %d: %s; retrying in %.2fs", message_id, attempt,
+                         decision.detail, decision.delay_s)
+                await self._sleep(decision.delay_s)
+        records = self.plugin.outcome_records(item.request, item.subject, d.payload, outcome,
+                                              attempt, sent_ms, _now_ms())
+        item.records = records
+        item.finish = Finish(message_id, SendState.SENT if outcome.accepted else SendState.FAILED,
+                             records, attempts=attempt, outcome_kind=outcome.kind.value,
+                             status_code=outcome.status_code, status_message=outcome.message,
+                             provider_message_id=outcome.provider_message_id)
+        if outcome.accepted:
+            self.stats.sent += 1
+            return
+        self.stats.failed += 1
+        if outcome.kind is ProviderOutcomeKind.DEAD_ADDRESS:
+            item.dead_address = True
+            self.stats.dead_addresses += 1
+        elif outcome.transient:
+            item.exhausted = f"{decision.detail} ({decision.reason})"
+
+    async def _publish(self, items: Sequence[_Item], producer: AIOKafkaProducer,
+                       dead_letters: DeadLetterPublisher) -> None:
+        deliveries = self.settings.topic(Topic.DELIVERIES)
+        commands = self.settings.topic(Topic.ENDPOINT_COMMANDS)
+        futures: list[asyncio.Future[Any]] = []
+        for item in items:
+            key = (item.request.get("endpoint_id") or item.request["message_id"]).encode()
+            for record in item.records:
+                self.stats.by_type[record["event_type"]] = (
+                    self.stats.by_type.get(record["event_type"], 0) + 1)
+                futures.append(await producer.send(
+                    deliveries, value=self.codec.encode(Topic.DELIVERIES, record), key=key))
+            endpoint_id = item.request.get("endpoint_id")
+            if item.dead_address and endpoint_id:
+                command = deactivate_command(
+                    item.request["app_id"], endpoint_id,
+                    f"{self.plugin.channel.value} provider: address is no longer valid",
+                    f"dead-address-{item.request['message_id']}", _now_ms())
+                futures.append(await producer.send(
+                    commands, value=self.codec.encode(Topic.ENDPOINT_COMMANDS, command),
+                    key=endpoint_id.encode(),
+                    headers=self.codec.headers(Topic.ENDPOINT_COMMANDS)))
+            if item.exhausted is not None:
+                await dead_letters.publish(self.plugin.topic, SourceRecord.of(item.rec),
+                                           DeadLetter(DlqReason.RETRIES_EXHAUSTED,
+                                                      item.exhausted))
+        if futures:
+            await asyncio.gather(*futures)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,124 @@
+"""The ``sent_messages`` table: claims and outcomes per message id, for every sender.
+
+A sender claims a message id (``INSERT … ON CONFLICT DO NOTHING``, committed)
+before anything reaches a provider; the row then moves CLAIMED → SENT or
+FAILED with the outcome and the delivery records that were published, so a
+replayed request republishes the same records and is never sent again.
+``claimed_by`` names the sender instance, whose liveness is the PostgreSQL
+advisory lock ``(LOCK_CLASS, hashtext(instance_id))`` it holds while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from lodestar.core.delivery_events import Record
+from lodestar.core.email_sending import FinalOutcome, SendState
+
+LOCK_CLASS = 0x10DE5E4D  # advisory lock class of sender instances ("lodestar sender")
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The final state of one message, for ``finish_many``."""
+
+    message_id: str
+    state: SendState
+    records: list[Record]
+    attempts: int | None = None
+    outcome_kind: str | None = None
+    status_code: int | None = None
+    status_message: str | None = None
+    provider_message_id: str | None = None
+
+
+class SentMessages:
+    """Claims and outcomes; one instance per sender process."""
+
+    def __init__(self, pool: asyncpg.Pool, instance_id: str, channel: str = "EMAIL") -> None:
+        self._pool = pool
+        self.instance_id = instance_id
+        self.channel = channel
+
+    async def claim(self, message_id: str, app_id: str) -> asyncpg.Record | None:
+        """Claim ``message_id``; None when we got it, else the existing row."""
+        rows = await self.claim_many([(message_id, app_id)])
+        return rows.get(message_id)
+
+    async def claim_many(self, items: Sequence[tuple[str, str]]) -> dict[str, asyncpg.Record]:
+        """Claim every ``(message_id, app_id)`` in one transaction; returns the existing
+        rows (state, claimed_by, deliveries) of the ids that were not claimed now."""
+        if not items:
+            return {}
+        ids = [m for m, _ in items]
+        apps = [a for _, a in items]
+        async with self._pool.acquire() as conn, conn.transaction():
+            claimed = {r[0] for r in await conn.fetch(
+                "INSERT INTO sent_messages (message_id, app_id, channel, state, claimed_by) "
+                "SELECT m, a, $3, 'CLAIMED', $4 FROM unnest($1::text[], $2::text[]) AS t(m, a) "
+                "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+                ids, apps, self.channel, self.instance_id)}
+            others = [m for m in ids if m not in claimed]
+            if not others:
+                return {}
+            rows = await conn.fetch(
+                "SELECT message_id, state, claimed_by, deliveries FROM sent_messages "
+                "WHERE message_id = ANY($1::text[])", others)
+            return {r["message_id"]: r for r in rows}
+
+    async def claimant_alive(self, claimed_by: str) -> bool:
+        async with self._pool.acquire() as conn:
+            got = await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, claimed_by)
+            if got:
+                await conn.execute(
+                    "SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, claimed_by)
+            return not got
+
+    async def finish(self, message_id: str, state: SendState, records: list[Record],
+                     outcome: FinalOutcome | None = None, *, only_if_claimed_by: str | None = None
+                     ) -> bool:
+        """Store the final state of an email; with ``only_if_claimed_by`` only while still
+        CLAIMED by that instance."""
+        o = outcome
+        result = await self._pool.execute(
+            "UPDATE sent_messages SET state = $2, deliveries = $3::jsonb, finished_at = now(), "
+            "attempts = coalesce($4, attempts), outcome_kind = $5, smtp_code = $6, "
+            "smtp_message = $7, smtp_stage = $8 "
+            "WHERE message_id = $1 AND ($9::text IS NULL OR "
+            "(state = 'CLAIMED' AND claimed_by = $9::text))",
+            message_id, state.value, json.dumps(records),
+            None if o is None else o.attempts, None if o is None else o.kind,
+            None if o is None else o.code, None if o is None else o.message,
+            None if o is None else o.stage, only_if_claimed_by)
+        return bool(result.endswith(" 1"))
+
+    async def finish_unclaimed(self, message_id: str, records: list[Record],
+                               claimed_by: str) -> bool:
+        """Finish a message left CLAIMED by ``claimed_by`` as SENT (outcome unknown)."""
+        return await self.finish(message_id, SendState.SENT, records,
+                                 only_if_claimed_by=claimed_by)
+
+    async def finish_many(self, finishes: Sequence[Finish]) -> None:
+        """Store the final state of several messages this instance claimed, in one round."""
+        if not finishes:
+            return
+        async with self._pool.acquire() as conn:
+            await conn.executemany(
+                "UPDATE sent_messages SET state = $2, deliveries = $3::jsonb, "
+                "finished_at = now(), attempts = coalesce($4, attempts), outcome_kind = $5, "
+                "status_code = $6, status_message = $7, provider_message_id = $8 "
+                "WHERE message_id = $1",
+                [(f.message_id, f.state.value, json.dumps(f.records), f.attempts,
+                  f.outcome_kind, f.status_code, f.status_message, f.provider_message_id)
+                 for f in finishes])
+
+
+def stored_records(row: asyncpg.Record) -> list[Record]:
+    """The delivery records stored in a finished row."""
+    stored = row["deliveries"]
+    return list(json.loads(stored) if isinstance(stored, str) else stored)
