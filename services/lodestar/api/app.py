@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lodestar.api import endpoints, jobs, segment_membership, segments, templates
+from lodestar.api import endpoints, jobs, messages, segment_membership, segments, templates
 from lodestar.api.apps import (
     create_application,
     delete_application,
@@ -170,6 +170,9 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
         Route("/v1/apps/{application_id}/segments/{segment_id}/jobs/export",
               jobs.get_segment_export_jobs, methods=["GET"]),
         # message templates: account-wide, admin keys only (docs/templates.md)
+        Route("/v1/apps/{application_id}/messages", messages.send_messages, methods=["POST"]),
+        Route("/v1/apps/{application_id}/users-messages", messages.send_users_messages,
+              methods=["POST"]),
         Route("/v1/templates", templates.list_templates, methods=["GET"]),
         *(Route(f"/v1/templates/{{template_name}}/{kind}", handler, methods=[method])
           for kind in ("email", "inapp", "push", "sms", "voice")

@@ -107,6 +107,19 @@ class EventPublisher:
             ))  # fmt: skip
         await asyncio.gather(*futures)
 
+    async def publish_sends(self, requests: Sequence[dict[str, Any]]) -> None:
+        """Send ``lodestar.v1.SendRequest`` records, each to its channel's send topic
+        (``send.<channel>``), keyed by endpoint id or address; return when all are
+        acknowledged."""
+        futures = []
+        for record in requests:
+            topic = Topic(f"send.{record['channel'].lower()}")
+            futures.append(await self._producer.send(
+                self._settings.topic(topic), value=self._codec.encode(topic, record),
+                key=record_key(topic, record), headers=self._codec.headers(topic),
+            ))  # fmt: skip
+        await asyncio.gather(*futures)
+
     async def publish_control(self, changes: Sequence[dict[str, Any]]) -> None:
         """Send ``lodestar.v1.ControlChange`` records to the compacted control topic,
         keyed ``<entity_type>/<app_id>/<entity_id>``; return when all are acknowledged."""

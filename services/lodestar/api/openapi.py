@@ -762,6 +762,7 @@ def _pinpoint_ops(lim: Mapping[str, Any]) -> dict[str, _PinpointOp]:
         **_segment_ops(no_app, signed_too_large),
         **_job_ops(no_app, signed_too_large),
         **_template_ops(signed_too_large),
+        **_message_ops(no_app, signed_too_large),
     }
 
 
@@ -1081,6 +1082,40 @@ def _segment_ops(no_app: str, signed_too_large: str) -> dict[str, _PinpointOp]:
     }
 
 
+def _message_ops(no_app: str, signed_too_large: str) -> dict[str, _PinpointOp]:
+    """SendMessages and SendUsersMessages (lodestar.api.messages)."""
+    from lodestar.core.send_messages import MAX_RECIPIENTS
+
+    invalid = ("The body is not JSON, MessageConfiguration is missing or names an unsupported "
+               "message, a recipient's configuration is malformed, an address lacks a known "
+               f"ChannelType, or there are more than {MAX_RECIPIENTS} recipients. The message "
+               "lists every problem; nothing is queued.")
+    queued = ("The answer comes once each recipient's SendRequest is acknowledged by Kafka on "
+              "`<prefix>.send.<channel>`, not after the provider answered: a queued recipient "
+              "is SUCCESSFUL (StatusCode 200, StatusMessage `Queued`) and its outcome follows "
+              "on `<prefix>.deliveries` under the returned MessageId. Recipients that cannot "
+              "be sent answer at once: OPT_OUT (OptOut ALL), PERMANENT_FAILURE (no such or "
+              "INACTIVE endpoint, no message for its channel), DUPLICATE (same channel and "
+              "address earlier in the request). Message ids derive from the RequestId, so "
+              "senders deliver each at most once.")
+    return {
+        "SendMessages": _PinpointOp(
+            tag="Messages", summary="Send a message to addresses and endpoints",
+            description=f"Sends a transactional message. {queued}",
+            who=_ANY_KEY,
+            errors={400: invalid, 403: None, 404: no_app, 413: signed_too_large, 500: None},
+            success="A result per address (Result) and per endpoint (EndpointResult).",
+        ),
+        "SendUsersMessages": _PinpointOp(
+            tag="Messages", summary="Send a message to every endpoint of users",
+            description=f"Sends a transactional message to each user's endpoints. {queued}",
+            who=_ANY_KEY,
+            errors={400: invalid, 403: None, 404: no_app, 413: signed_too_large, 500: None},
+            success="A result per user and endpoint.",
+        ),
+    }
+
+
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """``extra`` merged into ``base`` (nested mappings merge; other values replace)."""
     for key, value in extra.items():
@@ -1106,6 +1141,7 @@ class _Shapes:
         "float": {"type": "number"},
         "boolean": {"type": "boolean"},
         "timestamp": {"type": "string", "format": "date-time"},
+        "blob": {"type": "string", "contentEncoding": "base64"},
     }
 
     def __init__(self) -> None:
@@ -1583,6 +1619,7 @@ def build_document() -> dict[str, Any]:
             {"name": "Events", "description": "Recording events."},
             {"name": "Endpoints", "description": "Endpoints and their attributes."},
             {"name": "Users", "description": "All the endpoints of a user."},
+            {"name": "Messages", "description": "Transactional sends (SendMessages)."},
             {"name": "Lodestar", "description": "Lodestar's own routes; no credentials."},
         ],
         "paths": paths,

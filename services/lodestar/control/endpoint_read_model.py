@@ -142,3 +142,31 @@ async def endpoint_ids_of_users(
     for r in rows:
         out.setdefault(r["user_id"], []).append(r["endpoint_id"])
     return out
+
+
+async def endpoints_by_ids(
+    pool: asyncpg.Pool, app_id: str, endpoint_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """Endpoint id → EndpointResponse of the app's live endpoints among ``endpoint_ids``."""
+    rows = await pool.fetch(
+        "SELECT endpoint_id, endpoint FROM endpoint_read_model"
+        " WHERE app_id = $1 AND endpoint_id = ANY($2::text[]) AND NOT deleted",
+        app_id, sorted(set(endpoint_ids)),
+    )
+    return {r["endpoint_id"]: json.loads(r["endpoint"]) for r in rows}
+
+
+async def endpoints_of_users(
+    pool: asyncpg.Pool, app_id: str, user_ids: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """User id → EndpointResponses of the user's live endpoints, oldest first (one query)."""
+    rows = await pool.fetch(
+        "SELECT user_id, endpoint FROM endpoint_read_model"
+        " WHERE app_id = $1 AND user_id = ANY($2::text[]) AND NOT deleted"
+        " ORDER BY endpoint->>'CreationDate', endpoint_id",
+        app_id, sorted(set(user_ids)),
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["user_id"], []).append(json.loads(r["endpoint"]))
+    return out

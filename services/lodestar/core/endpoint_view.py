@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lodestar.core.endpoint_request import DEMOGRAPHIC_NAMES, LOCATION_NAMES
-from lodestar.core.timestamps import iso_millis
+from lodestar.core.timestamps import iso_millis, parse_timestamp
 
 
 def _sub_record(value: Mapping[str, Any] | None, names: Mapping[str, str]) -> dict[str, Any]:
@@ -55,3 +55,44 @@ def endpoint_response(app_id: str, endpoint: Mapping[str, Any]) -> dict[str, Any
     if user_out:
         out["User"] = user_out
     return out
+
+
+def endpoint_record(response: Mapping[str, Any]) -> dict[str, Any]:
+    """The Avro ``Endpoint`` record (snake_case, epoch millis) for an ``EndpointResponse``
+    as the read model stores it: the inverse of ``endpoint_response``."""
+    out: dict[str, Any] = {
+        "id": response["Id"],
+        "channel_type": response.get("ChannelType"),
+        "address": response.get("Address"),
+        "attributes": {k: list(v) for k, v in (response.get("Attributes") or {}).items()},
+        "metrics": {k: float(v) for k, v in (response.get("Metrics") or {}).items()},
+        "demographic": _from_pinpoint(response.get("Demographic"), DEMOGRAPHIC_NAMES),
+        "location": _from_pinpoint(response.get("Location"), LOCATION_NAMES),
+        "opt_out": response.get("OptOut") or "NONE",
+        "endpoint_status": response.get("EndpointStatus") or "ACTIVE",
+        "effective_date": _millis(response.get("EffectiveDate")),
+        "creation_date": _millis(response.get("CreationDate")) or 0,
+        "cohort_id": int(response.get("CohortId") or 0),
+        "request_id": response.get("RequestId"),
+        "user": None,
+    }
+    user = response.get("User") or {}
+    if user:
+        out["user"] = {
+            "user_id": user.get("UserId"),
+            "user_attributes": {k: list(v) for k, v in (user.get("UserAttributes") or {}).items()},
+        }
+    return out
+
+
+def _from_pinpoint(value: Mapping[str, Any] | None, names: Mapping[str, str]
+                   ) -> dict[str, Any] | None:
+    if not value:
+        return None
+    return {ours: value.get(pinpoint) for ours, pinpoint in names.items()}
+
+
+def _millis(value: object) -> int | None:
+    if value is None:
+        return None
+    return parse_timestamp(value, "date")
