@@ -495,7 +495,8 @@ def cmd_sender_email(args: argparse.Namespace, settings: Settings) -> int:
     from lodestar.topics_admin import ensure_topics
 
     config = EmailSenderConfig(
-        batch_size=args.batch_size, max_attempts=args.max_attempts,
+        batch_size=args.batch_size, concurrency=args.concurrency,
+        connections=args.connections, rate_per_s=args.rate, max_attempts=args.max_attempts,
         retry_base_s=args.retry_base, retry_cap_s=args.retry_cap,
         retry_deadline_s=args.retry_deadline, group_id=args.group_id,
     )
@@ -690,8 +691,15 @@ def build_parser() -> argparse.ArgumentParser:
         "rebalances (docs/email.md). Runs until SIGTERM or Ctrl-C; run more processes "
         "to scale out.",
     )
-    c.add_argument("--batch-size", type=int, default=100,
-                   help="send requests per poll; offsets are committed after each (default 100)")
+    c.add_argument("--batch-size", type=int, default=500,
+                   help="send requests per poll; offsets are committed after each (default 500)")
+    c.add_argument("--concurrency", type=int, default=32,
+                   help="messages in flight at once; also the claim chunk, so a crash leaves "
+                   "at most this many with an unknown outcome (default 32)")
+    c.add_argument("--connections", type=int, default=8,
+                   help="SMTP connections kept open to the relay (default 8)")
+    c.add_argument("--rate", type=float, default=0.0, metavar="PER_SECOND",
+                   help="relay rate limit in messages a second; 0 means none (default 0)")
     c.add_argument("--max-attempts", type=int, default=5,
                    help="SMTP attempts per message for transient failures (default 5)")
     c.add_argument("--retry-base", type=float, default=0.5, metavar="SECONDS",

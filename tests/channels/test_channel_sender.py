@@ -82,6 +82,7 @@ class ScriptedPlugin:
     channel = Channel.CUSTOM
     topic = Topic.SEND_CUSTOM
     template_type = None
+    deactivates_dead_addresses = True
 
     def __init__(self, provider: ScriptedProvider) -> None:
         self.provider = provider
@@ -193,12 +194,18 @@ async def test_every_ending_is_published_once_and_a_replay_sends_nothing(env: Se
             request("bad-1"), request("blocked-1"), request("ok-3")]
     reqs[-1]["endpoint"]["opt_out"] = "ALL"
 
-    async def suppressed(app_id: str, channel: str, addresses: Any) -> set[str]:
-        assert channel == "CUSTOM"
-        return {a for a in addresses if a.startswith("blocked-")}
+    class Suppressed:
+        async def suppressed(self, app_id: str, channel: str, addresses: Any) -> set[str]:
+            assert channel == "CUSTOM"
+            return {a for a in addresses if a.startswith("blocked-")}
+
+        async def add_bounce(self, *args: Any) -> None:
+            raise AssertionError("this channel deactivates dead addresses")
+
+    suppressed = Suppressed()
 
     await produce(env, reqs)
-    sender = ChannelSender(env, ScriptedPlugin(provider), fast(), suppressed=suppressed)
+    sender = ChannelSender(env, ScriptedPlugin(provider), fast(), suppression=suppressed)
     await run_until(sender, lambda: sender.stats.batches >= 1
                     and sender.stats.requests == len(reqs))
     assert sorted(provider.calls) == sorted(
@@ -236,7 +243,7 @@ async def test_every_ending_is_published_once_and_a_replay_sends_nothing(env: Se
     # The same requests again (a replay after a lost commit): nothing reaches the provider,
     # the stored records are republished with the same event ids.
     replay = ChannelSender(env, ScriptedPlugin(provider), fast(group_id=f"replay-{uuid.uuid4()}"),
-                           suppressed=suppressed)
+                           suppression=suppressed)
     calls_before = len(provider.calls)
     await run_until(replay, lambda: replay.stats.requests == len(reqs))
     assert len(provider.calls) == calls_before

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import threading
 import time
@@ -152,8 +153,9 @@ def types_of(records: list[dict[str, Any]], message_id: str) -> list[str]:
 CONFIG = EmailSenderConfig(retry_base_s=0.01, retry_cap_s=0.05, poll_ms=100)
 
 
-async def start(settings: Settings) -> tuple[EmailSender, asyncio.Task[None]]:
-    sender = EmailSender(settings, CONFIG)
+async def start(settings: Settings, config: EmailSenderConfig = CONFIG
+                ) -> tuple[EmailSender, asyncio.Task[None]]:
+    sender = EmailSender(settings, config)
     started = asyncio.Event()
     task = asyncio.create_task(sender.run(started))
     await asyncio.wait_for(started.wait(), 30)
@@ -266,11 +268,13 @@ async def test_failures_retries_bounces_and_skips(env: Settings, smtp) -> None:
 
 async def test_a_sender_killed_mid_batch_never_sends_a_message_twice(env: Settings,
                                                                     smtp) -> None:
+    """One message at a time: the kill leaves exactly the message in flight unknown."""
     _, server = smtp
     everyone = [request(f"user{i}@example.test") for i in range(8)]
     await produce(env, everyone)
     loop = asyncio.get_running_loop()
-    _sender, task = await start(env)
+    sequential = dataclasses.replace(CONFIG, concurrency=1, connections=1)
+    _sender, task = await start(env, sequential)
     killed = threading.Event()
 
     def kill_on_third(count: int) -> None:
@@ -294,7 +298,7 @@ async def test_a_sender_killed_mid_batch_never_sends_a_message_twice(env: Settin
         await conn.close()
     assert list(states.values()).count("CLAIMED") == 1  # the one in flight
 
-    sender2, task2 = await start(env)
+    sender2, task2 = await start(env, sequential)
     try:
         recs = await deliveries(env, lambda r: all(
             "_email.send" in types_of(r, q["message_id"]) for q in everyone)
@@ -315,4 +319,52 @@ async def test_a_sender_killed_mid_batch_never_sends_a_message_twice(env: Settin
     assert len(unknown) == 1
     assert [x["attributes"].get("send_status") for x in recs
             if x["message_id"] == unknown[0]] == ["UNKNOWN"]
-    assert sender2.stats.smtp_attempts == len(everyone) - 3
+    assert sender2.stats.attempts == len(everyone) - 3
+
+
+async def test_a_concurrent_sender_killed_mid_chunk_sends_no_message_twice(
+    env: Settings, smtp
+) -> None:
+    """Four in flight: the kill leaves the chunk in flight unknown (never resent), and
+    the next sender sends every other message exactly once."""
+    _, server = smtp
+    everyone = [request(f"user{i}@example.test") for i in range(12)]
+    await produce(env, everyone)
+    loop = asyncio.get_running_loop()
+    concurrent = dataclasses.replace(CONFIG, concurrency=4, connections=4)
+    _sender, task = await start(env, concurrent)
+    killed = threading.Event()
+
+    def kill_on_first(count: int) -> None:
+        if not killed.is_set():
+            killed.set()
+            loop.call_soon_threadsafe(task.cancel)
+
+    server.on_data = kill_on_first
+    server.reply_delay = 0.5
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 60)
+    server.on_data = None
+    server.reply_delay = 0.0
+    reached_before = set(server.ids())
+
+    sender2, task2 = await start(env, concurrent)
+    try:
+        await deliveries(env, lambda r: all(
+            "_email.send" in types_of(r, q["message_id"]) for q in everyone))
+        await asyncio.sleep(1.0)
+    finally:
+        await stop(sender2, task2)
+    ids = server.ids()
+    assert len(ids) == len(set(ids)), "a message reached the relay twice"
+    conn = await asyncpg.connect(env.postgres_dsn)
+    try:
+        rows = await conn.fetch("SELECT message_id, state, deliveries FROM sent_messages")
+    finally:
+        await conn.close()
+    unknown = {r["message_id"] for r in rows if "UNKNOWN" in r["deliveries"]}
+    assert 1 <= len(unknown) <= 4  # at most the chunk that was in flight
+    assert reached_before <= unknown
+    assert set(ids) | unknown == {q["message_id"] for q in everyone}
+    assert not (set(ids) - reached_before) & unknown
+    assert sender2.stats.attempts == len(everyone) - len(unknown)

@@ -6,23 +6,26 @@ time:
 
 1. decode every record (undecodable, or on the wrong channel → the topic's
    DLQ with the reason);
-2. claim all message ids in one PostgreSQL transaction **before** anything
-   reaches a provider (``channels.sent_messages``); an id that already has a
-   row is decided by ``core.email_sending.claim_verdict``: republish its stored
+2. work the batch in chunks of ``concurrency`` requests: claim a chunk's
+   message ids in one PostgreSQL transaction **before** anything reaches a
+   provider (``channels.sent_messages``); an id that already has a row is
+   decided by ``core.email_sending.claim_verdict``: republish its stored
    records, leave it to a live claimant, or finish it as sent with an unknown
-   outcome — never send it twice;
+   outcome — never send it twice. A crash can therefore leave at most one
+   chunk (the messages actually in flight) with an unknown outcome;
 3. ``plugin.prepare`` (pure: opt-out / INACTIVE screening, template
    rendering, routing) ends a message with its records or makes it
    deliverable; deliverable addresses on the suppression list end as rejected;
-4. deliver up to ``concurrency`` messages at once, each through the
+4. deliver the chunk's messages at once, each through the
    per-provider token bucket (``core.rate_limit``), retrying RETRY outcomes
    with backoff and jitter within the budget (``core.retry_policy``,
    honouring Retry-After); a message whose budget runs out also goes to the
    DLQ (RETRIES_EXHAUSTED);
-5. store every final state in one round, publish the delivery records on
+5. store the chunk's final states in one round, publish the delivery records on
    ``<prefix>.deliveries`` and, for dead addresses (DEAD_ADDRESS: FCM
    UNREGISTERED, APNs 410 …), a DEACTIVATE command making the endpoint
-   INACTIVE; once Kafka acknowledged all of them, commit the batch's offsets.
+   INACTIVE — or, for channels that keep endpoints (email hard bounces), an
+   entry on the suppression list; once Kafka acknowledged all of the batch's, commit its offsets.
 
 A crash anywhere before the commit replays the batch: claimed ids are never
 sent again, finished ones republish the same records (same event ids).
@@ -93,6 +96,9 @@ class ChannelPlugin(Protocol[P]):
     topic: Topic
     template_type: str | None
     """Template type to look up for ``request.template`` (``SMS``, ``PUSH`` …), or None."""
+    deactivates_dead_addresses: bool
+    """True: a DEAD_ADDRESS makes the endpoint INACTIVE (push tokens, phone numbers);
+    False: the address goes on the suppression list instead (email hard bounces)."""
 
     def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
                 template_error: str | None, now_ms: int) -> Deliverable[P] | Ended: ...
@@ -110,8 +116,14 @@ class ChannelPlugin(Protocol[P]):
     async def aclose(self) -> None: ...
 
 
-Suppressed = Callable[[str, str, Sequence[str]], Awaitable[set[str]]]
-"""``(app_id, channel, addresses) -> the suppressed ones`` (the suppression list)."""
+class SuppressionList(Protocol):
+    """The per-app suppression list as the senders use it."""
+
+    async def suppressed(self, app_id: str, channel: str, addresses: Sequence[str]
+                         ) -> set[str]: ...
+
+    async def add_bounce(self, app_id: str, channel: str, address: str,
+                         message_id: str) -> None: ...
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -173,7 +185,8 @@ class ChannelSender(Generic[P]):
 
     def __init__(self, settings: Settings, plugin: ChannelPlugin[P],
                  config: ChannelSenderConfig | None = None, *, codec: AvroCodec | None = None,
-                 suppressed: Suppressed | None = None, sleep: Sleep = asyncio.sleep) -> None:
+                 suppression: SuppressionList | None = None,
+                 sleep: Sleep = asyncio.sleep) -> None:
         self.settings = settings
         self.plugin = plugin
         self.config = config or ChannelSenderConfig()
@@ -181,7 +194,7 @@ class ChannelSender(Generic[P]):
         self.name = plugin.channel.value.lower()
         self.instance_id = f"{self.name}-{uuid.uuid4().hex}"
         self.stats = ChannelSenderStats()
-        self._suppressed = suppressed
+        self._suppression = suppression
         self._sleep = sleep
         self._stopping = asyncio.Event()
         self._bucket = TokenBucket(self.config.rate_per_s, max(1, self.config.burst))
@@ -251,8 +264,20 @@ class ChannelSender(Generic[P]):
                      templates: TemplatesRepository, producer: AIOKafkaProducer,
                      dead_letters: DeadLetterPublisher) -> None:
         items = await self._decode(records, dead_letters)
-        if not items:
-            return
+        template_cache: dict[tuple[str, str | None], tuple[Any, str | None]] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for chunk in chunks(items, max(1, self.config.concurrency)):
+            await self._chunk(chunk, store, templates, template_cache)
+            futures += await self._publish(chunk, producer, dead_letters)
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def _chunk(self, items: list[_Item], store: SentMessages,
+                     templates: TemplatesRepository,
+                     template_cache: dict[tuple[str, str | None], tuple[Any, str | None]]
+                     ) -> None:
+        """Claim, prepare, screen and deliver ``items`` (at most ``concurrency`` of them),
+        then store their final states: a crash loses the outcome of these only."""
         rows = await store.claim_many(
             [(i.request["message_id"], i.request["app_id"]) for i in items])
         to_send: list[_Item] = []
@@ -262,7 +287,6 @@ class ChannelSender(Generic[P]):
                 to_send.append(item)
             else:
                 await self._already_claimed(item, row, store)
-        template_cache: dict[tuple[str, str | None], tuple[Any, str | None]] = {}
         deliverable: list[tuple[_Item, Deliverable[P]]] = []
         for item in to_send:
             template, error = await self._template(item.request, templates, template_cache)
@@ -278,10 +302,14 @@ class ChannelSender(Generic[P]):
                 continue
             deliverable.append((item, prepared))
         deliverable = await self._screen_suppressed(deliverable)
-        semaphore = asyncio.Semaphore(self.config.concurrency)
-        await asyncio.gather(*(self._deliver(item, d, semaphore) for item, d in deliverable))
+        await asyncio.gather(*(self._deliver(item, d) for item, d in deliverable))
         await store.finish_many([i.finish for i in items if i.finish is not None])
-        await self._publish(items, producer, dead_letters)
+        if self._suppression is not None and not self.plugin.deactivates_dead_addresses:
+            for item, d in deliverable:
+                if item.dead_address:
+                    await self._suppression.add_bounce(
+                        item.request["app_id"], self.plugin.channel.value, d.address,
+                        item.request["message_id"])
 
     async def _decode(self, records: Sequence[Any],
                       dead_letters: DeadLetterPublisher) -> list[_Item]:
@@ -362,14 +390,15 @@ class ChannelSender(Generic[P]):
 
     async def _screen_suppressed(self, deliverable: list[tuple[_Item, Deliverable[P]]]
                                  ) -> list[tuple[_Item, Deliverable[P]]]:
-        if self._suppressed is None or not deliverable:
+        if self._suppression is None or not deliverable:
             return deliverable
         by_app: dict[str, list[str]] = {}
         for item, d in deliverable:
             by_app.setdefault(item.request["app_id"], []).append(d.address)
         blocked: set[tuple[str, str]] = set()
         for app_id, addresses in by_app.items():
-            found = await self._suppressed(app_id, self.plugin.channel.value, addresses)
+            found = await self._suppression.suppressed(app_id, self.plugin.channel.value,
+                                                       addresses)
             blocked |= {(app_id, a) for a in found}
         keep = []
         for item, d in deliverable:
@@ -388,36 +417,34 @@ class ChannelSender(Generic[P]):
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def _deliver(self, item: _Item, d: Deliverable[P],
-                       semaphore: asyncio.Semaphore) -> None:
+    async def _deliver(self, item: _Item, d: Deliverable[P]) -> None:
         message_id = item.request["message_id"]
-        async with semaphore:
-            sent_ms = _now_ms()
-            started = time.monotonic()
-            attempt = 0
-            while True:
-                attempt += 1
-                self.stats.attempts += 1
-                await self._wait_for_token()
-                outcome = await self.plugin.send(d.payload)
-                decision = decide(classification(outcome), attempt,
-                                  time.monotonic() - started, self._budget,
-                                  base_s=self.config.retry_base_s,
-                                  cap_s=self.config.retry_cap_s,
-                                  retry_after_s=outcome.retry_after_s, rand=random.random())
-                if decision.action is not Action.RETRY:
-                    break
-                self.stats.retries += 1
-                log.info("message %s: attempt %d: %s; retrying in %.2fs", message_id, attempt,
-                         decision.detail, decision.delay_s)
-                await self._sleep(decision.delay_s)
+        sent_ms = _now_ms()
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats.attempts += 1
+            await self._wait_for_token()
+            outcome = await self.plugin.send(d.payload)
+            decision = decide(classification(outcome), attempt,
+                              time.monotonic() - started, self._budget,
+                              base_s=self.config.retry_base_s, cap_s=self.config.retry_cap_s,
+                              retry_after_s=outcome.retry_after_s, rand=random.random())
+            if decision.action is not Action.RETRY:
+                break
+            self.stats.retries += 1
+            log.info("message %s: attempt %d: %s; retrying in %.2fs", message_id, attempt,
+                     decision.detail, decision.delay_s)
+            await self._sleep(decision.delay_s)
         records = self.plugin.outcome_records(item.request, item.subject, d.payload, outcome,
                                               attempt, sent_ms, _now_ms())
         item.records = records
         item.finish = Finish(message_id, SendState.SENT if outcome.accepted else SendState.FAILED,
                              records, attempts=attempt, outcome_kind=outcome.kind.value,
                              status_code=outcome.status_code, status_message=outcome.message,
-                             provider_message_id=outcome.provider_message_id)
+                             provider_message_id=outcome.provider_message_id,
+                             stage=outcome.stage)
         if outcome.accepted:
             self.stats.sent += 1
             return
@@ -429,7 +456,8 @@ class ChannelSender(Generic[P]):
             item.exhausted = f"{decision.detail} ({decision.reason})"
 
     async def _publish(self, items: Sequence[_Item], producer: AIOKafkaProducer,
-                       dead_letters: DeadLetterPublisher) -> None:
+                       dead_letters: DeadLetterPublisher) -> list[asyncio.Future[Any]]:
+        """Hand every record of ``items`` to the producer; the futures of their acks."""
         deliveries = self.settings.topic(Topic.DELIVERIES)
         commands = self.settings.topic(Topic.ENDPOINT_COMMANDS)
         futures: list[asyncio.Future[Any]] = []
@@ -441,7 +469,7 @@ class ChannelSender(Generic[P]):
                 futures.append(await producer.send(
                     deliveries, value=self.codec.encode(Topic.DELIVERIES, record), key=key))
             endpoint_id = item.request.get("endpoint_id")
-            if item.dead_address and endpoint_id:
+            if item.dead_address and endpoint_id and self.plugin.deactivates_dead_addresses:
                 command = deactivate_command(
                     item.request["app_id"], endpoint_id,
                     f"{self.plugin.channel.value} provider: address is no longer valid",
@@ -454,8 +482,25 @@ class ChannelSender(Generic[P]):
                 await dead_letters.publish(self.plugin.topic, SourceRecord.of(item.rec),
                                            DeadLetter(DlqReason.RETRIES_EXHAUSTED,
                                                       item.exhausted))
-        if futures:
-            await asyncio.gather(*futures)
+        return futures
+
+
+def chunks(items: Sequence[_Item], size: int) -> list[list[_Item]]:
+    """``items`` in order, cut into chunks of at most ``size`` with no message id twice in
+    a chunk (a repeated id waits for the next chunk, where it finds the first one's row)."""
+    out: list[list[_Item]] = []
+    current: list[_Item] = []
+    ids: set[str] = set()
+    for item in items:
+        message_id = item.request["message_id"]
+        if len(current) >= size or message_id in ids:
+            out.append(current)
+            current, ids = [], set()
+        current.append(item)
+        ids.add(message_id)
+    if current:
+        out.append(current)
+    return out
 
 
 def _now_ms() -> int:

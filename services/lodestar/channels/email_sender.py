@@ -1,57 +1,48 @@
 """The email sender process (``lodestar sender email``): ``<prefix>.send.email`` → SMTP.
 
-Loop: poll a batch of SendRequests (consumer group ``<prefix>-sender-email``),
-handle each record in order, wait until every delivery record of the batch is
-acknowledged by Kafka, then commit the batch's offsets. Per record:
+The generic channel runner (``lodestar.channels.channel_sender``: chunked
+claims before any send, concurrent delivery, retries within a budget, one
+PostgreSQL round and one publish round per chunk, commit after acks) with the
+email plugin here:
 
-1. decode (undecodable → ``<prefix>.send.email.dlq``, DECODE_ERROR);
-2. claim the message id in ``sent_messages`` (its own transaction,
-   ``INSERT … ON CONFLICT DO NOTHING``) **before** anything reaches SMTP;
-   a row that already exists decides (``core.email_sending.claim_verdict``):
-   SENT/FAILED → republish its stored records; CLAIMED by a live sender →
-   leave it to that sender; CLAIMED by a dead one → finish as SENT with an
-   unknown outcome, never send again;
-3. opt-out / INACTIVE → ``_email.rejected``; template → render → MIME
-   (``core.email_sending.prepare_email``) or ``_email.rendering_failure``;
-4. send with ``SmtpSender``, retrying transient failures (``core.retry_policy``)
-   with backoff inside the budget; a soft bounce that exhausts the budget also
-   goes to the DLQ (RETRIES_EXHAUSTED);
-5. store the final state and records in the row, then publish the records.
+- ``prepare``: opt-out / INACTIVE → ``_email.rejected``; template → render →
+  MIME (``core.email_sending.prepare_email``) or ``_email.rendering_failure``;
+- ``send``: one of ``connections`` reusable SMTP connections
+  (``channels.email.SmtpSender``); 250 → ACCEPTED, 4xx or no answer → RETRY
+  (a soft bounce), 5xx at rcpt/data → DEAD_ADDRESS (a hard bounce: the address
+  goes on the suppression list, the endpoint stays), other 5xx → PERMANENT;
+- records: ``_email.send`` then the SMTP outcome (``core.email_sending``).
 
-Liveness of a claimant: each sender instance holds the PostgreSQL advisory
-lock ``(LOCK_CLASS, hashtext(instance_id))`` on a dedicated connection for as
-long as it runs; if another sender can take that lock, the claimant is gone.
+A claim left by a sender that died mid-send becomes ``_email.send`` with
+``send_status=UNKNOWN`` and is never sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
-import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
+from lodestar.channels.channel_sender import (
+    ChannelSender,
+    ChannelSenderConfig,
+    Deliverable,
+    Ended,
+    Sleep,
+    SuppressionList,
+)
 from lodestar.channels.email import OutcomeKind, SmtpConfig, SmtpOutcome, SmtpSender
-from lodestar.channels.sent_messages import LOCK_CLASS, SentMessages, stored_records
 from lodestar.contracts.codec import AvroCodec
-from lodestar.contracts.errors import ContractError
-from lodestar.control.templates import TemplatesRepository
-from lodestar.core.dead_letters import DeadLetter, DlqReason
-from lodestar.core.delivery_events import DeliverySubject, Record
+from lodestar.core.delivery_events import Channel, DeliverySubject, Record
 from lodestar.core.email_sending import (
-    ClaimVerdict,
     EmailDefaults,
     FinalOutcome,
     RenderingFailed,
     SendState,
-    claim_verdict,
-    final_state,
+    Skip,
+    SkipReason,
     prepare_email,
     rendering_failure_records,
     screen,
@@ -59,19 +50,22 @@ from lodestar.core.email_sending import (
     smtp_records,
     unknown_outcome_records,
 )
-from lodestar.core.retry_policy import Action, RetryBudget, classify_smtp, decide
+from lodestar.core.provider_outcome import ProviderOutcome, ProviderOutcomeKind
 from lodestar.core.topics import Topic
-from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
 from lodestar.settings import Settings
 
-log = logging.getLogger(__name__)
-
+_RECIPIENT_STAGES = frozenset({"rcpt", "data"})
 
 
 @dataclass(frozen=True)
 class EmailSenderConfig:
-    batch_size: int = 100
+    batch_size: int = 500
     poll_ms: int = 200
+    concurrency: int = 32
+    """Messages in flight at once (and the claim chunk)."""
+    connections: int = 8
+    """SMTP connections kept open to the relay."""
+    rate_per_s: float = 0.0
     max_attempts: int = 5
     retry_base_s: float = 0.5
     retry_cap_s: float = 30.0
@@ -79,243 +73,127 @@ class EmailSenderConfig:
     group_id: str | None = None
     """Consumer group; default ``<prefix>-sender-email``."""
 
-
-@dataclass
-class SenderStats:
-    requests: int = 0
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    republished: int = 0
-    smtp_attempts: int = 0
-    batches: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
+    def runner(self) -> ChannelSenderConfig:
+        return ChannelSenderConfig(
+            batch_size=self.batch_size, poll_ms=self.poll_ms, concurrency=self.concurrency,
+            rate_per_s=self.rate_per_s, max_attempts=self.max_attempts,
+            retry_base_s=self.retry_base_s, retry_cap_s=self.retry_cap_s,
+            retry_deadline_s=self.retry_deadline_s, group_id=self.group_id)
 
 
-Sleep = Callable[[float], Awaitable[None]]
+def provider_outcome(outcome: SmtpOutcome) -> ProviderOutcome:
+    """An SMTP answer as a provider outcome (the stage travels along)."""
+    if outcome.kind is OutcomeKind.DELIVERED:
+        kind = ProviderOutcomeKind.ACCEPTED
+    elif outcome.kind is OutcomeKind.SOFT_BOUNCE:
+        kind = ProviderOutcomeKind.RETRY
+    elif outcome.stage.value in _RECIPIENT_STAGES:
+        kind = ProviderOutcomeKind.DEAD_ADDRESS
+    else:
+        kind = ProviderOutcomeKind.PERMANENT
+    return ProviderOutcome(kind, outcome.code, outcome.message, stage=outcome.stage.value)
 
 
-class EmailSender:
+def _smtp_kind(outcome: ProviderOutcome) -> str:
+    if outcome.kind is ProviderOutcomeKind.ACCEPTED:
+        return OutcomeKind.DELIVERED.value
+    if outcome.kind is ProviderOutcomeKind.RETRY:
+        return OutcomeKind.SOFT_BOUNCE.value
+    return OutcomeKind.HARD_BOUNCE.value
+
+
+class SmtpPool:
+    """``size`` reusable SMTP connections; each send takes a free one."""
+
+    def __init__(self, config: SmtpConfig, size: int) -> None:
+        self._senders = [SmtpSender(config) for _ in range(max(1, size))]
+        self._free: asyncio.Queue[SmtpSender] = asyncio.Queue()
+        for sender in self._senders:
+            self._free.put_nowait(sender)
+
+    async def send(self, message: EmailMessage) -> SmtpOutcome:
+        sender = await self._free.get()
+        try:
+            return await sender.send(message)
+        finally:
+            self._free.put_nowait(sender)
+
+    @property
+    def connections_opened(self) -> int:
+        return sum(s.connections_opened for s in self._senders)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self._senders))
+
+
+class EmailPlugin:
+    """The email channel for ``ChannelSender``."""
+
+    channel = Channel.EMAIL
+    topic = Topic.SEND_EMAIL
+    template_type = "EMAIL"
+    deactivates_dead_addresses = False
+
+    def __init__(self, defaults: EmailDefaults, smtp: SmtpPool) -> None:
+        self._defaults = defaults
+        self.smtp = smtp
+
+    def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
+                template_error: str | None, now_ms: int) -> Deliverable[EmailMessage] | Ended:
+        subject = DeliverySubject.from_send_request(request)
+        skip = screen(request)
+        if skip is not None:
+            return Ended(skip_records(subject, skip, now_ms))
+        prepared = RenderingFailed(template_error) if template_error is not None else (
+            prepare_email(request, template, self._defaults, now_ms))
+        if isinstance(prepared, RenderingFailed):
+            return Ended(rendering_failure_records(subject, prepared.error, now_ms),
+                         kind="failed")
+        return Deliverable(prepared.message, str(request["address"]).lower())
+
+    def suppressed_records(self, subject: DeliverySubject, now_ms: int) -> list[Record]:
+        return skip_records(subject, Skip(SkipReason.SUPPRESSED,
+                                          "the address is on the suppression list"), now_ms)
+
+    async def send(self, payload: EmailMessage) -> ProviderOutcome:
+        return provider_outcome(await self.smtp.send(payload))
+
+    def outcome_records(self, request: Mapping[str, Any], subject: DeliverySubject,
+                        payload: EmailMessage, outcome: ProviderOutcome, attempts: int,
+                        sent_ms: int, now_ms: int) -> list[Record]:
+        final = FinalOutcome(_smtp_kind(outcome), outcome.status_code, outcome.message,
+                             outcome.stage or "data", attempts)
+        return smtp_records(subject, final, sent_ms, now_ms)
+
+    def unknown_records(self, subject: DeliverySubject, now_ms: int) -> list[Record]:
+        return unknown_outcome_records(subject, now_ms)
+
+    async def aclose(self) -> None:
+        await self.smtp.close()
+
+
+def email_defaults(settings: Settings) -> EmailDefaults:
+    secret = settings.smtp_tracking_secret
+    return EmailDefaults(
+        from_address=settings.smtp_from_address,
+        message_id_domain=settings.smtp_message_id_domain,
+        tracking_base_url=settings.smtp_tracking_base_url,
+        tracking_secret=secret.encode() if secret else None,
+    )
+
+
+class EmailSender(ChannelSender[EmailMessage]):
     """Consumes ``<prefix>.send.email`` until ``stop()``; see the module doc."""
 
     def __init__(self, settings: Settings, config: EmailSenderConfig | None = None, *,
                  codec: AvroCodec | None = None, smtp: SmtpConfig | None = None,
+                 suppression: SuppressionList | None = None,
                  sleep: Sleep = asyncio.sleep) -> None:
-        self.settings = settings
-        self.config = config or EmailSenderConfig()
-        self.codec = codec or AvroCodec.default()
+        config = config or EmailSenderConfig()
         self.smtp_config = smtp or SmtpConfig.from_settings(settings)
-        self.instance_id = f"email-{uuid.uuid4().hex}"
-        self.stats = SenderStats()
-        self._sleep = sleep
-        self._stopping = asyncio.Event()
-        self._in_flight: set[str] = set()
-        secret = settings.smtp_tracking_secret
-        self._defaults = EmailDefaults(
-            from_address=settings.smtp_from_address,
-            message_id_domain=settings.smtp_message_id_domain,
-            tracking_base_url=settings.smtp_tracking_base_url,
-            tracking_secret=secret.encode() if secret else None,
-        )
-        self._budget = RetryBudget(self.config.max_attempts, self.config.retry_deadline_s)
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self, started: asyncio.Event | None = None) -> None:
-        settings = self.settings
-        pool: asyncpg.Pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1,
-                                                       max_size=3)
-        lock_conn: asyncpg.Connection | None = None
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                    enable_idempotence=True)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=self.config.group_id or f"{settings.topic_prefix}-sender-email",
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=self.config.batch_size,
-        )
-        try:
-            lock_conn = await asyncpg.connect(settings.postgres_dsn)
-            await lock_conn.execute("SELECT pg_advisory_lock($1, hashtext($2))",
-                                    LOCK_CLASS, self.instance_id)
-            await producer.start()
-
-            async def send_dlq(topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
-                await producer.send_and_wait(topic, value=value, key=key, headers=list(headers))
-
-            dead_letters = DeadLetterPublisher(settings, self.codec, send_dlq, "sender-email")
-            store = SentMessages(pool, self.instance_id)
-            templates = TemplatesRepository(pool)
-            await consumer.start()
-            consumer.subscribe([settings.topic(Topic.SEND_EMAIL)])
-            log.info("email sender %s: %s → SMTP %s:%d", self.instance_id,
-                     settings.topic(Topic.SEND_EMAIL), self.smtp_config.host,
-                     self.smtp_config.port)
-            if started is not None:
-                started.set()
-            async with SmtpSender(self.smtp_config) as smtp:
-                while not self._stopping.is_set():
-                    polled = await consumer.getmany(timeout_ms=self.config.poll_ms,
-                                                    max_records=self.config.batch_size)
-                    if not polled:
-                        continue
-                    pending: list[asyncio.Future[Any]] = []
-                    offsets: dict[TopicPartition, int] = {}
-                    for tp, records in polled.items():
-                        for rec in records:
-                            pending += await self._handle(rec, store, templates, smtp,
-                                                          producer, dead_letters)
-                            offsets[tp] = rec.offset + 1
-                    if pending:
-                        await asyncio.gather(*pending)
-                    await consumer.commit(offsets)
-                    self.stats.batches += 1
-                    log.info("email sender: batch of %d committed (sent %d, failed %d, "
-                             "skipped %d, republished %d so far)",
-                             sum(len(r) for r in polled.values()), self.stats.sent,
-                             self.stats.failed, self.stats.skipped, self.stats.republished)
-        finally:
-            await consumer.stop()
-            await producer.stop()
-            if lock_conn is not None:
-                await lock_conn.close()
-            await pool.close()
-
-    async def _handle(self, rec: Any, store: SentMessages, templates: TemplatesRepository,
-                      smtp: SmtpSender, producer: AIOKafkaProducer,
-                      dead_letters: DeadLetterPublisher) -> list[asyncio.Future[Any]]:
-        try:
-            request = self.codec.decode(Topic.SEND_EMAIL, rec.value)
-        except ContractError as exc:
-            await dead_letters.publish(Topic.SEND_EMAIL, SourceRecord.of(rec),
-                                       DeadLetter(DlqReason.DECODE_ERROR, str(exc)))
-            return []
-        self.stats.requests += 1
-        records = await self._process(request, store, templates, smtp, rec, dead_letters)
-        return await self._publish(producer, request, records)
-
-    async def _process(self, request: dict[str, Any], store: SentMessages,
-                       templates: TemplatesRepository, smtp: SmtpSender, rec: Any,
-                       dead_letters: DeadLetterPublisher) -> list[Record]:
-        message_id = request["message_id"]
-        subject = DeliverySubject.from_send_request(request)
-        row = await store.claim(message_id, request["app_id"])
-        alive = False
-        if row is not None and row["state"] == "CLAIMED" and row["claimed_by"] != self.instance_id:
-            alive = await store.claimant_alive(row["claimed_by"])
-        verdict = claim_verdict(
-            claimed_now=row is None, state=None if row is None else row["state"],
-            claimed_by=None if row is None else row["claimed_by"], me=self.instance_id,
-            claimant_alive=alive, in_flight=message_id in self._in_flight)
-        if verdict is ClaimVerdict.REPUBLISH:
-            assert row is not None
-            self.stats.republished += 1
-            return stored_records(row)
-        if verdict is ClaimVerdict.LEAVE:
-            log.warning("message %s is being sent by %s; leaving it", message_id,
-                        None if row is None else row["claimed_by"])
-            return []
-        if verdict is ClaimVerdict.RESOLVE_UNKNOWN:
-            assert row is not None
-            records = unknown_outcome_records(subject, _now_ms())
-            if await store.finish(message_id, SendState.SENT, records,
-                                  only_if_claimed_by=row["claimed_by"]):
-                log.warning("message %s was claimed by %s, which stopped mid-send: "
-                            "not sent again (outcome unknown)", message_id, row["claimed_by"])
-                return records
-            return await self._process(request, store, templates, smtp, rec, dead_letters)
-
-        self._in_flight.add(message_id)
-        try:
-            return await self._deliver(request, subject, store, templates, smtp, rec,
-                                       dead_letters)
-        finally:
-            self._in_flight.discard(message_id)
-
-    async def _deliver(self, request: dict[str, Any], subject: DeliverySubject,
-                       store: SentMessages, templates: TemplatesRepository, smtp: SmtpSender,
-                       rec: Any, dead_letters: DeadLetterPublisher) -> list[Record]:
-        message_id = request["message_id"]
-        skip = screen(request)
-        if skip is not None:
-            records = skip_records(subject, skip, _now_ms())
-            await store.finish(message_id, SendState.FAILED, records)
-            self.stats.skipped += 1
-            return records
-        definition, error = await self._template(request, templates)
-        prepared = RenderingFailed(error) if error is not None else prepare_email(
-            request, definition, self._defaults, _now_ms())
-        if isinstance(prepared, RenderingFailed):
-            records = rendering_failure_records(subject, prepared.error, _now_ms())
-            await store.finish(message_id, SendState.FAILED, records)
-            self.stats.failed += 1
-            log.info("message %s: rendering failure: %s", message_id, prepared.error)
-            return records
-
-        sent_ms = _now_ms()
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            self.stats.smtp_attempts += 1
-            outcome: SmtpOutcome = await smtp.send(prepared.message)
-            decision = decide(
-                classify_smtp(outcome.code if outcome.code is not None else None,
-                              outcome.stage.value),
-                attempt, time.monotonic() - started, self._budget,
-                base_s=self.config.retry_base_s, cap_s=self.config.retry_cap_s,
-                rand=random.random())
-            if decision.action is Action.RETRY:
-                log.info("message %s: attempt %d: %s; retrying in %.2fs", message_id, attempt,
-                         decision.detail, decision.delay_s)
-                await self._sleep(decision.delay_s)
-                continue
-            break
-        final = FinalOutcome(outcome.kind.value, outcome.code, outcome.message,
-                             outcome.stage.value, attempt)
-        records = smtp_records(subject, final, sent_ms, _now_ms())
-        await store.finish(message_id, final_state(final), records, final)
-        if outcome.kind is OutcomeKind.DELIVERED:
-            self.stats.sent += 1
-        else:
-            self.stats.failed += 1
-            if outcome.kind is OutcomeKind.SOFT_BOUNCE:
-                await dead_letters.publish(
-                    Topic.SEND_EMAIL, SourceRecord.of(rec),
-                    DeadLetter(DlqReason.RETRIES_EXHAUSTED,
-                               f"{decision.detail} ({decision.reason})"))
-        return records
-
-    async def _template(self, request: dict[str, Any], templates: TemplatesRepository
-                        ) -> tuple[dict[str, Any] | None, str | None]:
-        ref = request.get("template")
-        if not ref:
-            return None, None
-        version: int | None = None
-        if ref.get("version") is not None:
-            try:
-                version = int(ref["version"])
-            except ValueError:
-                return None, f"template {ref['name']}: version {ref['version']!r} is not a number"
-        found = await templates.get("EMAIL", ref["name"], version)
-        if found is None:
-            which = "the active version" if version is None else f"version {version}"
-            return None, f"EMAIL template {ref['name']!r} ({which}) does not exist"
-        return found.definition, None
-
-    async def _publish(self, producer: AIOKafkaProducer, request: dict[str, Any],
-                       records: list[Record]) -> list[asyncio.Future[Any]]:
-        topic = self.settings.topic(Topic.DELIVERIES)
-        key = (request.get("endpoint_id") or request["message_id"]).encode()
-        futures = []
-        for record in records:
-            self.stats.by_type[record["event_type"]] = (
-                self.stats.by_type.get(record["event_type"], 0) + 1)
-            futures.append(await producer.send(
-                topic, value=self.codec.encode(Topic.DELIVERIES, record), key=key))
-        return futures
+        pool = SmtpPool(self.smtp_config, config.connections)
+        super().__init__(settings, EmailPlugin(email_defaults(settings), pool),
+                         config.runner(), codec=codec, suppression=suppression, sleep=sleep)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+__all__ = ["EmailPlugin", "EmailSender", "EmailSenderConfig", "SendState", "SmtpPool"]

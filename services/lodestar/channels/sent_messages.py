@@ -34,6 +34,8 @@ class Finish:
     status_code: int | None = None
     status_message: str | None = None
     provider_message_id: str | None = None
+    stage: str | None = None
+    """SMTP stage of the last answer (email only): also fills the ``smtp_*`` columns."""
 
 
 class SentMessages:
@@ -111,10 +113,14 @@ class SentMessages:
             await conn.executemany(
                 "UPDATE sent_messages SET state = $2, deliveries = $3::jsonb, "
                 "finished_at = now(), attempts = coalesce($4, attempts), outcome_kind = $5, "
-                "status_code = $6, status_message = $7, provider_message_id = $8 "
+                "status_code = $6::integer, status_message = $7::text, provider_message_id = $8, "
+                "smtp_stage = $9::text, "
+                "smtp_code = CASE WHEN $9::text IS NULL THEN NULL ELSE $6::integer END, "
+                "smtp_message = CASE WHEN $9::text IS NULL THEN NULL ELSE $7::text END "
                 "WHERE message_id = $1",
                 [(f.message_id, f.state.value, json.dumps(f.records), f.attempts,
-                  f.outcome_kind, f.status_code, f.status_message, f.provider_message_id)
+                  f.outcome_kind, f.status_code, f.status_message, f.provider_message_id,
+                  f.stage)
                  for f in finishes])
 
 

@@ -62,6 +62,7 @@ OWN_UNSUBSCRIBE_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post"
 class SkipReason(StrEnum):
     OPT_OUT = "OPT_OUT"
     INACTIVE = "INACTIVE"
+    SUPPRESSED = "SUPPRESSED"
 
 
 @dataclass(frozen=True)

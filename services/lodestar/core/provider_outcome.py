@@ -55,6 +55,8 @@ class ProviderOutcome:
     retry_after_s: float | None = None
     record_status: str | None = None
     throttled: bool = False
+    stage: str | None = None
+    """Where a staged protocol stopped (SMTP: connect, auth, mail, rcpt, data)."""
 
     @property
     def accepted(self) -> bool:
