@@ -156,6 +156,10 @@ class ChannelSenderStats:
     retries: int = 0
     dead_addresses: int = 0
     batches: int = 0
+    first_batch_s: float | None = None
+    """``time.monotonic()`` when the first batch arrived (for throughput figures)."""
+    last_batch_s: float | None = None
+    """``time.monotonic()`` when the latest batch was committed."""
     by_type: dict[str, int] = field(default_factory=dict)
 
 
@@ -242,10 +246,13 @@ class ChannelSender(Generic[P]):
                 if not polled:
                     continue
                 records = [rec for recs in polled.values() for rec in recs]
+                if self.stats.first_batch_s is None:
+                    self.stats.first_batch_s = time.monotonic()
                 await self._batch(records, store, templates, producer, dead_letters)
                 await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in polled.items()
                                        if recs})
                 self.stats.batches += 1
+                self.stats.last_batch_s = time.monotonic()
                 s = self.stats
                 log.info("%s sender: batch of %d committed (sent %d, failed %d, skipped %d, "
                          "suppressed %d, republished %d so far)", self.name, len(records),
