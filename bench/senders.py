@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import cProfile
 import json
+import pstats
 import subprocess
 import sys
 import time
@@ -178,6 +180,9 @@ async def bench_email(base: Settings, args: argparse.Namespace) -> dict[str, Any
                                        connections=args.connections, retry_base_s=0.05,
                                        retry_cap_s=0.2)
             sender = EmailSender(settings, config)
+            profiler = cProfile.Profile() if args.profile else None
+            if profiler is not None:
+                profiler.enable()
             task = asyncio.create_task(sender.run())
             deadline = time.monotonic() + args.timeout
             last = 0
@@ -194,6 +199,9 @@ async def bench_email(base: Settings, args: argparse.Namespace) -> dict[str, Any
             await asyncio.sleep(0.5)  # the last batch's commit
             sender.stop()
             await task
+            if profiler is not None:
+                profiler.disable()
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
             stats = sender.stats
             assert stats.first_batch_s is not None and stats.last_batch_s is not None
             window = stats.last_batch_s - stats.first_batch_s
@@ -236,6 +244,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64, help="messages in flight")
     parser.add_argument("--connections", type=int, default=16, help="SMTP connections")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per channel")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the sender phase with cProfile (slows it down)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser.parse_args(argv)
 

@@ -518,6 +518,41 @@ def cmd_sender_email(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sender_channel(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from lodestar.channels.channel_sender import ChannelSender, ChannelSenderConfig
+    from lodestar.channels.factory import ChannelConfigError, build_plugin
+    from lodestar.topics_admin import ensure_topics
+
+    channel = args.sender_command
+    try:
+        plugin = build_plugin(channel, settings)
+    except ChannelConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    config = ChannelSenderConfig(
+        batch_size=args.batch_size, concurrency=args.concurrency, rate_per_s=args.rate,
+        max_attempts=args.max_attempts, retry_base_s=args.retry_base,
+        retry_cap_s=args.retry_cap, retry_deadline_s=args.retry_deadline,
+        group_id=args.group_id)
+
+    async def run() -> None:
+        await ensure_topics(settings)
+        sender = ChannelSender(settings, plugin, config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, sender.stop)
+        print(f"Lodestar {channel} sender {sender.instance_id}: "
+              f"{settings.topic_prefix}.send.{channel} → {channel} provider, deliveries on "
+              f"{settings.topic_prefix}.deliveries; SIGTERM stops it", flush=True)
+        await sender.run()
+        print(f"stopped: {sender.stats}", flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(settings_table_markdown())
@@ -711,6 +746,44 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 120)")
     c.add_argument("--group-id", help="consumer group (default <prefix>-sender-email)")
     c.set_defaults(handler=cmd_sender_email)
+    for name, what, doc in (
+        ("sms", "SMS through Twilio or a generic HTTP provider (LODESTAR_SMS_*, "
+         "LODESTAR_TWILIO_*), origination identity per destination country",
+         "docs/sms.md"),
+        ("push", "push notifications through FCM HTTP v1, APNs (HTTP/2, token auth) or "
+         "Web Push (VAPID, RFC 8291), by the endpoint's ChannelType (LODESTAR_FCM_*, "
+         "LODESTAR_APNS_*, LODESTAR_WEBPUSH_*); dead tokens make the endpoint INACTIVE",
+         "docs/push.md"),
+        ("voice", "voice calls through Twilio's Calls API with TwiML <Say> "
+         "(LODESTAR_TWILIO_*, LODESTAR_VOICE_*)", "docs/voice-and-custom.md"),
+        ("custom", "signed HTTPS webhooks (HMAC-SHA256, LODESTAR_WEBHOOK_*), refusing "
+         "private and loopback destinations unless allowed", "docs/voice-and-custom.md"),
+    ):
+        c = sender_sub.add_parser(
+            name, help=f"deliver <prefix>.send.{name}, each message id at most once",
+            description=f"Consume SendRequests from <prefix>.send.{name} (consumer group "
+            f"<prefix>-sender-{name}) and deliver {what}. Each chunk of message ids is "
+            "claimed in PostgreSQL (sent_messages; run `lodestar migrate` first) before it "
+            "reaches the provider, so each is delivered at most once across crashes; "
+            "transient failures (HTTP 408/429/5xx, timeouts) are retried with backoff "
+            "honouring Retry-After; outcomes go to <prefix>.deliveries with Pinpoint's "
+            f"event types. See {doc}. Runs until SIGTERM or Ctrl-C.")
+        c.add_argument("--batch-size", type=int, default=500,
+                       help="send requests per poll (default 500)")
+        c.add_argument("--concurrency", type=int, default=64,
+                       help="messages in flight at once; also the claim chunk (default 64)")
+        c.add_argument("--rate", type=float, default=0.0, metavar="PER_SECOND",
+                       help="provider rate limit in messages a second; 0 means none")
+        c.add_argument("--max-attempts", type=int, default=5,
+                       help="attempts per message for transient failures (default 5)")
+        c.add_argument("--retry-base", type=float, default=0.5, metavar="SECONDS",
+                       help="first backoff ceiling, doubled per attempt (default 0.5)")
+        c.add_argument("--retry-cap", type=float, default=30.0, metavar="SECONDS",
+                       help="largest backoff between attempts (default 30)")
+        c.add_argument("--retry-deadline", type=float, default=120.0, metavar="SECONDS",
+                       help="give up this long after a message's first attempt (default 120)")
+        c.add_argument("--group-id", help=f"consumer group (default <prefix>-sender-{name})")
+        c.set_defaults(handler=cmd_sender_channel)
 
     p = sub.add_parser("settings", help="show the resolved settings")
     p.add_argument("--markdown", action="store_true", help="print the settings table as Markdown")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from lodestar.channel_settings import CHANNEL_SETTINGS_ROWS, ChannelSettings, ChannelSettingsError
 from lodestar.core.topics import Topic, dlq_name, topic_name
 
 _Getter = Callable[[str], str]
@@ -109,6 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LODESTAR_SMTP_TRACKING_SECRET", "(unset)",
             "Key (at least 32 characters) signing tracking tokens (HMAC-SHA256). Unset: "
             "no open/click tracking and no one-click unsubscribe URL. See docs/email.md."),
+    *(Setting(env, default, help) for env, default, help in CHANNEL_SETTINGS_ROWS),
 )
 
 _DEFAULTS = {s.env: s.default for s in SETTINGS}
@@ -149,6 +151,8 @@ class Settings:
     smtp_message_id_domain: str
     smtp_tracking_base_url: str
     smtp_tracking_secret: str | None
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
+    """Providers of the SMS, push, voice and custom senders (``lodestar.channel_settings``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -196,6 +200,7 @@ class Settings:
             **_admin_key(env),
             auth_cache_seconds=_positive_float(get, "LODESTAR_AUTH_CACHE_SECONDS"),
             **_smtp(env, get),
+            channels=_channels(env),
         )
 
     def with_changes(self, **changes: object) -> Settings:
@@ -216,9 +221,15 @@ class Settings:
         return self.clickhouse_dsn.startswith("chdb:")
 
     def describe(self) -> dict[str, str]:
-        """Field name → value as text, with the password of DSNs masked."""
+        """Field name → value as text, with the password of DSNs and secrets masked
+        (channel settings appear as ``channels.<name>``)."""
         out: dict[str, str] = {}
         for f in fields(self):
+            if f.name == "channels":
+                for cf in fields(self.channels):
+                    raw = getattr(self.channels, cf.name)
+                    out[f"channels.{cf.name}"] = "***" if (not cf.repr and raw) else str(raw)
+                continue
             value = str(getattr(self, f.name))
             if f.name.endswith("_dsn"):
                 value = _mask_password(value)
@@ -226,6 +237,13 @@ class Settings:
                 value = "***"
             out[f.name] = value
         return out
+
+
+def _channels(env: Mapping[str, str]) -> ChannelSettings:
+    try:
+        return ChannelSettings.from_env(env)
+    except ChannelSettingsError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _positive_int(get: _Getter, name: str) -> int:

@@ -27,11 +27,19 @@ from lodestar.api.apps import (
     get_applications,
 )
 from lodestar.api.auth import Authenticator, AuthMiddleware
+from lodestar.api.email_feedback import post_email_feedback
 from lodestar.api.errors import ErrorType, error_response
 from lodestar.api.event_publisher import EventPublisher
 from lodestar.api.events import put_events
 from lodestar.api.job_runner import JobRunner
 from lodestar.api.openapi import openapi_routes
+from lodestar.api.sms_inbound import SmsInboundConfig, sms_inbound_routes
+from lodestar.api.suppression import (
+    delete_suppressed_destination,
+    get_suppressed_destination,
+    get_suppressed_destinations,
+    put_suppressed_destination,
+)
 from lodestar.api.tracking import tracking_routes
 from lodestar.contracts.codec import AvroCodec
 from lodestar.control.apps import AppsRepository, missing_migrations
@@ -123,6 +131,7 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
         Route("/healthz", healthz, methods=["GET"]),
         *openapi_routes(),  # GET /openapi.json and GET /docs, without credentials
         *tracking_routes(),  # /t/o|c|u/{token}: email tracking, the token is the credential
+        *sms_inbound_routes(),  # /sms/inbound/twilio/{id}: X-Twilio-Signature, not SigV4
         Route("/v1/apps", create_application, methods=["POST"]),
         Route("/v1/apps", get_applications, methods=["GET"]),
         Route("/v1/apps/{application_id}", get_application, methods=["GET"]),
@@ -169,6 +178,17 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
               jobs.get_segment_import_jobs, methods=["GET"]),
         Route("/v1/apps/{application_id}/segments/{segment_id}/jobs/export",
               jobs.get_segment_export_jobs, methods=["GET"]),
+        # Lodestar extensions: email feedback and the suppression list
+        # (docs/feedback-and-suppression.md)
+        Route("/v1/apps/{application_id}/channels/email/feedback", post_email_feedback,
+              methods=["POST"]),
+        Route("/v1/apps/{application_id}/suppressed-destinations",
+              get_suppressed_destinations, methods=["GET"]),
+        *(Route("/v1/apps/{application_id}/suppressed-destinations/{channel}/{address}",
+                handler, methods=[method])
+          for method, handler in (("GET", get_suppressed_destination),
+                                  ("PUT", put_suppressed_destination),
+                                  ("DELETE", delete_suppressed_destination))),
         # message templates: account-wide, admin keys only (docs/templates.md)
         Route("/v1/apps/{application_id}/messages", messages.send_messages, methods=["POST"]),
         Route("/v1/apps/{application_id}/users-messages", messages.send_users_messages,
@@ -194,5 +214,6 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
         },
     )
     app.state.settings = settings
+    app.state.sms_inbound = SmsInboundConfig.from_settings(settings)  # api/sms_inbound.py
     app.state.authenticator = authenticator
     return app

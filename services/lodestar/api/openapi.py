@@ -1576,6 +1576,13 @@ def build_document() -> dict[str, Any]:
             model, op_id, extra, shapes
         )
     extension_paths, extension_schemas = _lodestar_extensions()
+    from lodestar.api import email_feedback, sms_inbound, suppression
+
+    for more_paths, more_schemas in (email_feedback.openapi_paths(),
+                                     suppression.openapi_paths(),
+                                     sms_inbound.openapi_paths()):
+        extension_paths.update(more_paths)
+        extension_schemas.update(more_schemas)
     paths.update(extension_paths)
     for path, item in _lodestar_paths().items():
         paths.setdefault(path, item)

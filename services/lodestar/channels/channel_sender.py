@@ -48,6 +48,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from lodestar.channels.sent_messages import LOCK_CLASS, Finish, SentMessages, stored_records
 from lodestar.contracts.codec import AvroCodec
 from lodestar.contracts.errors import ContractError
+from lodestar.control.suppression import SuppressionRepository
 from lodestar.control.templates import TemplatesRepository
 from lodestar.core.dead_letters import DeadLetter, DlqReason
 from lodestar.core.delivery_events import Channel, DeliverySubject, Record
@@ -141,6 +142,9 @@ class ChannelSenderConfig:
     retry_cap_s: float = 30.0
     retry_deadline_s: float = 120.0
     group_id: str | None = None
+    suppression_list: bool = True
+    """Check (and, for email hard bounces, fill) the PostgreSQL suppression list when no
+    other ``suppression`` is given."""
 
 
 @dataclass
@@ -234,6 +238,8 @@ class ChannelSender(Generic[P]):
             dead_letters = DeadLetterPublisher(settings, self.codec, send_dlq,
                                                f"sender-{self.name}")
             store = SentMessages(pool, self.instance_id, self.plugin.channel.value)
+            if self._suppression is None and self.config.suppression_list:
+                self._suppression = SuppressionRepository(pool)
             templates = TemplatesRepository(pool)
             await consumer.start()
             consumer.subscribe([topic])
@@ -314,9 +320,13 @@ class ChannelSender(Generic[P]):
         if self._suppression is not None and not self.plugin.deactivates_dead_addresses:
             for item, d in deliverable:
                 if item.dead_address:
-                    await self._suppression.add_bounce(
-                        item.request["app_id"], self.plugin.channel.value, d.address,
-                        item.request["message_id"])
+                    try:
+                        await self._suppression.add_bounce(
+                            item.request["app_id"], self.plugin.channel.value, d.address,
+                            item.request["message_id"])
+                    except asyncpg.PostgresError as exc:  # e.g. the app was deleted
+                        log.warning("message %s: %s not added to the suppression list: %s",
+                                    item.request["message_id"], d.address, exc)
 
     async def _decode(self, records: Sequence[Any],
                       dead_letters: DeadLetterPublisher) -> list[_Item]:

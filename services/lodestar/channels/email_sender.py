@@ -72,13 +72,15 @@ class EmailSenderConfig:
     retry_deadline_s: float = 120.0
     group_id: str | None = None
     """Consumer group; default ``<prefix>-sender-email``."""
+    suppression_list: bool = True
 
     def runner(self) -> ChannelSenderConfig:
         return ChannelSenderConfig(
             batch_size=self.batch_size, poll_ms=self.poll_ms, concurrency=self.concurrency,
             rate_per_s=self.rate_per_s, max_attempts=self.max_attempts,
             retry_base_s=self.retry_base_s, retry_cap_s=self.retry_cap_s,
-            retry_deadline_s=self.retry_deadline_s, group_id=self.group_id)
+            retry_deadline_s=self.retry_deadline_s, group_id=self.group_id,
+            suppression_list=self.suppression_list)
 
 
 def provider_outcome(outcome: SmtpOutcome) -> ProviderOutcome:

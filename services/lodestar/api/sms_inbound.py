@@ -1,0 +1,229 @@
+"""Inbound SMS from Twilio: ``POST /sms/inbound/twilio/{application_id}``.
+
+Outside ``/v1`` (no SigV4): Twilio authenticates the request with
+``X-Twilio-Signature``, base64 HMAC-SHA1 under the account's auth token over the
+full URL Twilio requested followed by every form parameter, sorted by name, as
+name + value (``twilio_signature``). A missing or wrong signature answers 403;
+without a configured auth token the route answers 404.
+
+The whole message body is read by ``core.sms_keywords``:
+
+- opt-out words (STOP, …): every live SMS endpoint of the application whose
+  Address is the sender's number (``From``) gets an UPSERT endpoint command setting
+  ``OptOut: ALL`` and an ``_SMS.OPTOUT`` delivery record (record_status OPTED_OUT,
+  ``keyword``), as ``api.tracking``'s unsubscribe does for email;
+- opt-in words (START, …): the same endpoints get ``OptOut: NONE``;
+- HELP / INFO: answered with TwiML ``<Response><Message>help text</Message></Response>``.
+
+Every other answer is an empty ``<Response/>``. Command ids and event ids derive
+from Twilio's ``MessageSid``, so a webhook Twilio retries changes nothing twice.
+A publishing failure answers 500 (Twilio shows it in its debugger).
+
+Configuration (``app.state.sms_inbound``, a ``SmsInboundConfig``): the Twilio auth
+token, the help text, and ``public_base_url`` — the scheme and host Twilio is told
+to call, when Lodestar sits behind a proxy that changes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from xml.sax.saxutils import escape
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from lodestar.api.event_publisher import EventPublisher
+from lodestar.core.delivery_events import Channel, DeliverySubject, RecordStatus, sms_outcome
+from lodestar.core.endpoint_commands import upsert_command
+from lodestar.core.sms_keywords import (
+    DEFAULT_HELP_TEXT,
+    KeywordAction,
+    keyword_reply,
+    read_keyword,
+)
+
+log = logging.getLogger(__name__)
+
+_TWIML = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
+@dataclass(frozen=True)
+class SmsInboundConfig:
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    help_text: str = DEFAULT_HELP_TEXT
+    public_base_url: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SmsInboundConfig:
+        """From ``LODESTAR_TWILIO_AUTH_TOKEN``, ``LODESTAR_SMS_HELP_TEXT`` and
+        ``LODESTAR_SMS_INBOUND_BASE_URL`` (``settings.channels``)."""
+        channels = settings.channels
+        return cls(
+            twilio_auth_token=channels.twilio_auth_token,
+            help_text=channels.sms_help_text or DEFAULT_HELP_TEXT,
+            public_base_url=channels.sms_inbound_base_url,
+        )
+
+
+def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: str) -> str:
+    """Twilio's X-Twilio-Signature of a form POST to ``url``."""
+    data = url + "".join(name + value for name, value in sorted(params))
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _url_variants(url: str) -> list[str]:
+    """The URL as given, and with its default port added or removed (Twilio's libraries
+    accept both, since proxies differ on whether the port is kept)."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    host = parts.hostname or ""
+    if default is None or not host:
+        return [url]
+    other = (f"{host}:{default}" if parts.port is None
+             else host if parts.port == default else None)
+    if other is None:
+        return [url]
+    return [url, urlunsplit(parts._replace(netloc=other))]
+
+
+def signature_valid(url: str, params: list[tuple[str, str]], auth_token: str,
+                    signature: str | None) -> bool:
+    if not signature:
+        return False
+    return any(hmac.compare_digest(twilio_signature(candidate, params, auth_token), signature)
+               for candidate in _url_variants(url))
+
+
+def _request_url(request: Request, config: SmsInboundConfig) -> str:
+    if config.public_base_url:
+        query = f"?{request.url.query}" if request.url.query else ""
+        return f"{config.public_base_url.rstrip('/')}{request.url.path}{query}"
+    return str(request.url)
+
+
+def _twiml(message: str | None) -> Response:
+    body = (f"{_TWIML}<Response><Message>{escape(message)}</Message></Response>"
+            if message is not None else f"{_TWIML}<Response/>")
+    return Response(body, media_type="text/xml")
+
+
+async def sms_endpoints_of(pool: asyncpg.Pool, app_id: str, number: str) -> list[str]:
+    """Ids of the app's live SMS endpoints whose Address is ``number``."""
+    rows = await pool.fetch(
+        "SELECT endpoint_id FROM endpoint_read_model WHERE app_id = $1 AND address = $2"
+        " AND channel_type = 'SMS' AND NOT deleted ORDER BY endpoint_id",
+        app_id, number,
+    )
+    return [r["endpoint_id"] for r in rows]
+
+
+def _command_id(message_sid: str | None, endpoint_id: str) -> str:
+    if not message_sid:
+        return uuid.uuid4().hex
+    return hashlib.sha256(f"sms-inbound\0{message_sid}\0{endpoint_id}".encode()).hexdigest()[:32]
+
+
+async def twilio_inbound(request: Request) -> Response:
+    """``POST /sms/inbound/twilio/{application_id}``: Twilio's incoming-message webhook."""
+    config: SmsInboundConfig = request.app.state.sms_inbound
+    if not config.twilio_auth_token:
+        return PlainTextResponse("Not found.", status_code=404)
+    raw = (await request.body()).decode("utf-8", "replace")
+    params = parse_qsl(raw, keep_blank_values=True)
+    if not signature_valid(_request_url(request, config), params, config.twilio_auth_token,
+                           request.headers.get("x-twilio-signature")):
+        return PlainTextResponse("Invalid X-Twilio-Signature.", status_code=403)
+    form = dict(params)
+    app_id = request.path_params["application_id"]
+    sender, ours = form.get("From", ""), form.get("To")
+    message_sid = form.get("MessageSid") or form.get("SmsSid")
+    match = read_keyword(form.get("Body"))
+    if match.action in (KeywordAction.OPT_OUT, KeywordAction.OPT_IN) and sender:
+        endpoint_ids = await sms_endpoints_of(request.app.state.pool, app_id, sender)
+        await _apply(request.app.state.publisher, app_id, endpoint_ids, match.action,
+                     match.keyword or "", sender, ours, message_sid)
+        log.info("inbound %s from %s: %s on %d endpoint(s) of app %s", match.keyword,
+                 sender, match.action.value, len(endpoint_ids), app_id)
+    return _twiml(keyword_reply(match.action, config.help_text))
+
+
+async def _apply(publisher: EventPublisher, app_id: str, endpoint_ids: list[str],
+                 action: KeywordAction, keyword: str, sender: str, ours: str | None,
+                 message_sid: str | None) -> None:
+    now = int(time.time() * 1000)
+    opt_out = "ALL" if action is KeywordAction.OPT_OUT else "NONE"
+    await publisher.publish_commands([
+        upsert_command(app_id, endpoint_id, {"OptOut": opt_out},
+                       _command_id(message_sid, endpoint_id), now)
+        for endpoint_id in endpoint_ids])
+    if action is not KeywordAction.OPT_OUT:
+        return
+    message_id = message_sid or f"sms-inbound-{uuid.uuid4().hex}"
+    records = []
+    for endpoint_id in endpoint_ids:
+        subject = DeliverySubject(app_id, message_id, Channel.SMS, endpoint_id)
+        record = sms_outcome(subject, now, record_status=RecordStatus.OPTED_OUT,
+                             destination_phone_number=sender, origination_phone_number=ours,
+                             number_of_message_parts=0, provider_event_id=endpoint_id)
+        record["attributes"].update(keyword=keyword, inbound="true")
+        records.append(record)
+    await publisher.publish_deliveries(records)
+
+
+def sms_inbound_routes() -> list[Route]:
+    """The inbound SMS webhooks, served without SigV4 (the provider's signature is the
+    credential)."""
+    return [Route("/sms/inbound/twilio/{application_id}", twilio_inbound, methods=["POST"])]
+
+
+def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
+    """This route's OpenAPI path item and component schemas (read by ``api.openapi``)."""
+    twiml = {"text/xml": {"schema": {"type": "string"}}}
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    item = {"post": {
+        "operationId": "TwilioInboundSms",
+        "tags": ["Lodestar"],
+        "summary": "Inbound SMS webhook (Twilio): STOP / START / HELP keywords",
+        "description": (
+            "Lodestar extension (docs/sms.md). Configure it as the Twilio number's "
+            "incoming-message webhook. Authenticated by `X-Twilio-Signature` (HMAC-SHA1 "
+            "under the Twilio auth token), not SigV4. An opt-out keyword (STOP, STOPALL, "
+            "UNSUBSCRIBE, CANCEL, END, QUIT, OPTOUT) sets `OptOut: ALL` on every SMS "
+            "endpoint of the application whose Address is `From` and publishes "
+            "`_SMS.OPTOUT`; START, UNSTOP, YES set `OptOut: NONE`; HELP and INFO are "
+            "answered with the configured help text."),
+        "security": [],
+        "parameters": [
+            {"name": "application-id", "in": "path", "required": True,
+             "schema": {"type": "string"}},
+            {"name": "X-Twilio-Signature", "in": "header", "required": True,
+             "schema": {"type": "string"}},
+        ],
+        "requestBody": {"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": {
+                "type": "object",
+                "properties": {name: {"type": "string"} for name in (
+                    "MessageSid", "AccountSid", "From", "To", "Body")},
+                "additionalProperties": {"type": "string"},
+            }},
+        }},
+        "responses": {
+            "200": {"description": "TwiML: `<Response/>`, or `<Response><Message>help "
+                                   "text</Message></Response>` for HELP.", "content": twiml},
+            "4XX": {"description": "403: missing or invalid X-Twilio-Signature; 404: no "
+                                   "Twilio auth token is configured.", "content": text},
+        },
+    }}
+    return {"/sms/inbound/twilio/{application-id}": item}, {}

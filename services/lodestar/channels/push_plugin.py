@@ -1,0 +1,123 @@
+"""The push channel for ``ChannelSender`` (``lodestar sender push``).
+
+One sender serves every push ChannelType: ``core.push_message.push_provider``
+picks FCM (GCM), APNs (APNS*) or Web Push (an Address holding a subscription
+JSON). A provider that is not configured ends the message as a permanent
+failure naming the setting to set. A dead token (FCM UNREGISTERED, APNs 410,
+Web Push 404/410) makes the endpoint INACTIVE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lodestar.channels.channel_sender import Deliverable, Ended
+from lodestar.channels.push_apns import ApnsTransport
+from lodestar.channels.push_fcm import FcmSender
+from lodestar.channels.push_webpush import WebPushSender
+from lodestar.core.delivery_events import Channel, DeliverySubject, Record
+from lodestar.core.email_sending import screen
+from lodestar.core.provider_outcome import ProviderOutcome, ProviderOutcomeKind
+from lodestar.core.push_message import (
+    PushProvider,
+    RenderingFailed,
+    delivery_type,
+    outcome_records,
+    prepare_push,
+    push_provider,
+    rendering_failure_records,
+    skip_records,
+    suppressed_records,
+    unknown_outcome_records,
+)
+from lodestar.core.push_payloads import PushNotification, apns_request
+from lodestar.core.topics import Topic
+
+_SETTING = {PushProvider.FCM: "LODESTAR_FCM_SERVICE_ACCOUNT_FILE",
+            PushProvider.APNS: "LODESTAR_APNS_KEY_FILE (with LODESTAR_APNS_TEAM_ID, "
+                               "LODESTAR_APNS_KEY_ID, LODESTAR_APNS_TOPIC)",
+            PushProvider.WEBPUSH: "LODESTAR_WEBPUSH_VAPID_PRIVATE_KEY"}
+
+
+@dataclass(frozen=True)
+class PushPayload:
+    provider: PushProvider
+    channel_type: str
+    address: str
+    notification: PushNotification
+
+
+class PushPlugin:
+    channel = Channel.PUSH
+    topic = Topic.SEND_PUSH
+    template_type = "PUSH"
+    deactivates_dead_addresses = True
+
+    def __init__(self, *, fcm: FcmSender | None = None, apns: ApnsTransport | None = None,
+                 apns_topic: str = "", webpush: WebPushSender | None = None) -> None:
+        self.fcm = fcm
+        self.apns = apns
+        self.apns_topic = apns_topic
+        self.webpush = webpush
+
+    def _configured(self, provider: PushProvider) -> bool:
+        return {PushProvider.FCM: self.fcm, PushProvider.APNS: self.apns,
+                PushProvider.WEBPUSH: self.webpush}[provider] is not None
+
+    def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
+                template_error: str | None, now_ms: int) -> Deliverable[PushPayload] | Ended:
+        subject = DeliverySubject.from_send_request(request)
+        delivery = delivery_type(request)
+        skip = screen(request)
+        if skip is not None:
+            return Ended(skip_records(subject, skip, delivery, now_ms))
+        provider = push_provider(request)
+        if provider is None:
+            return Ended(rendering_failure_records(
+                subject, f"no push provider serves ChannelType {delivery}", delivery, now_ms),
+                kind="failed")
+        if not self._configured(provider):
+            return Ended(rendering_failure_records(
+                subject, f"{provider.value} is not configured on this sender: set "
+                f"{_SETTING[provider]}", delivery, now_ms), kind="failed")
+        if template_error is not None:
+            return Ended(rendering_failure_records(subject, template_error, delivery, now_ms),
+                         kind="failed")
+        prepared = prepare_push(request, template, now_ms)
+        if isinstance(prepared, RenderingFailed):
+            return Ended(rendering_failure_records(subject, prepared.error, delivery, now_ms),
+                         kind="failed")
+        address = str(request["address"])
+        return Deliverable(PushPayload(provider, delivery, address, prepared), address)
+
+    def suppressed_records(self, subject: DeliverySubject, now_ms: int) -> list[Record]:
+        return suppressed_records(subject, "PUSH", now_ms)
+
+    async def send(self, payload: PushPayload) -> ProviderOutcome:
+        if payload.provider is PushProvider.FCM and self.fcm is not None:
+            return await self.fcm.send(payload.notification, payload.address)
+        if payload.provider is PushProvider.APNS and self.apns is not None:
+            request = apns_request(payload.notification, payload.address, self.apns_topic)
+            return await self.apns.send_request(payload.channel_type, request)
+        if payload.provider is PushProvider.WEBPUSH and self.webpush is not None:
+            return await self.webpush.send(payload.notification, payload.address)
+        return ProviderOutcome(ProviderOutcomeKind.PERMANENT, None,
+                               f"{payload.provider.value} is not configured")
+
+    def outcome_records(self, request: Mapping[str, Any], subject: DeliverySubject,
+                        payload: PushPayload, outcome: ProviderOutcome, attempts: int,
+                        sent_ms: int, now_ms: int) -> list[Record]:
+        records = outcome_records(subject, outcome, payload.channel_type, now_ms)
+        for record in records:
+            record["attributes"]["attempts"] = str(attempts)
+        return records
+
+    def unknown_records(self, subject: DeliverySubject, now_ms: int) -> list[Record]:
+        return unknown_outcome_records(subject, "PUSH", now_ms)
+
+    async def aclose(self) -> None:
+        for sender in (self.fcm, self.apns, self.webpush):
+            if sender is not None:
+                await sender.aclose()

@@ -1,0 +1,242 @@
+"""``POST /v1/apps/{id}/channels/email/feedback`` on the live API (real PostgreSQL and Kafka).
+
+Each test reads back its own ``<prefix>.deliveries`` topic and checks the
+suppression list through the API and in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from tests.api.live_api import ADMIN, Api, api_settings, serve
+from tests.api.test_openapi import _Checker
+from tests.api.topic_records import topic_records
+
+from lodestar.api import openapi
+from lodestar.contracts.codec import AvroCodec
+from lodestar.control.migrate import migrate
+from lodestar.core.topics import Topic
+from lodestar.settings import Settings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN[0]}:{ADMIN[1]}"}
+KNOWN_ID = "msg-known-0001"
+FEEDBACK = "/v1/apps/{application-id}/channels/email/feedback"
+
+
+@pytest.fixture
+async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
+    await migrate(postgres_dsn)
+    yield postgres_dsn
+
+
+@pytest.fixture
+def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
+    configured = api_settings(settings, control_dsn)
+    for url in serve(configured):
+        yield Api(url, configured)
+
+
+def _create_app(api: Api, name: str = "Shop") -> tuple[str, dict[str, str]]:
+    """A new application's id and Bearer headers of its own key."""
+    answer = httpx.post(f"{api.url}/v1/apps", json={"Name": name}, headers=ADMIN_AUTH)
+    assert answer.status_code == 201, answer.text
+    key = (answer.headers["x-lodestar-access-key-id"],
+           answer.headers["x-lodestar-secret-access-key"])
+    return answer.json()["Id"], {"Authorization": f"Bearer {key[0]}:{key[1]}"}
+
+
+def _seed_sent_message(dsn: str, app_id: str) -> None:
+    """What the email sender stores for a campaign send it delivered."""
+    attrs = {"campaign_id": "cmp-1", "campaign_activity_id": "run-1", "treatment_id": "0",
+             "region": "eu"}
+    deliveries = [
+        {"event_id": f"{KNOWN_ID}:_email.send", "app_id": app_id, "endpoint_id": "ep-1",
+         "user_id": "user-1", "message_id": KNOWN_ID, "event_type": "_email.send",
+         "channel": "EMAIL", "timestamp": 1, "attributes": attrs, "metrics": {}},
+        {"event_id": f"{KNOWN_ID}:_email.delivered", "app_id": app_id, "endpoint_id": "ep-1",
+         "user_id": "user-1", "message_id": KNOWN_ID, "event_type": "_email.delivered",
+         "channel": "EMAIL", "timestamp": 2,
+         "attributes": {**attrs, "smtp_status_code": "250"}, "metrics": {}},
+    ]
+
+    async def seed() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO sent_messages (message_id, app_id, state, claimed_by, deliveries) "
+                "VALUES ($1, $2, 'SENT', 'email-test', $3::jsonb)",
+                KNOWN_ID, app_id, json.dumps(deliveries))
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+
+
+def _deliveries(api: Api, expected: int, within: float = 10.0) -> list[dict[str, Any]]:
+    async def read() -> list[dict[str, Any]]:
+        records = await topic_records(api.settings, Topic.DELIVERIES, expected, within)
+        codec = AvroCodec.default()
+        return [{"key": r.key, **codec.decode(Topic.DELIVERIES, r.value)} for r in records]
+
+    return asyncio.run(read())
+
+
+def _ses_bounce(address: str, message_id: str, bounce_type: str = "Permanent") -> dict[str, Any]:
+    note = {
+        "notificationType": "Bounce",
+        "bounce": {
+            "bounceType": bounce_type, "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": address, "action": "failed",
+                                   "status": "5.1.1",
+                                   "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
+            "timestamp": "2026-05-01T12:00:02.000Z",
+            "feedbackId": "0102015fd91a6479-ae22395c-000000",
+            "reportingMTA": "dsn; a4-8.smtp-out.eu-west-1.amazonses.com",
+        },
+        "mail": {
+            "timestamp": "2026-05-01T12:00:00.000Z", "source": "shop@example.com",
+            "messageId": "0102015fd91a5ca3-93c245fe-000000", "destination": [address],
+            "headersTruncated": False,
+            "headers": [{"name": "From", "value": "shop@example.com"},
+                        {"name": "X-Lodestar-Message-Id", "value": message_id}],
+        },
+    }
+    return {"Type": "Notification", "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+            "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-feedback",
+            "Message": json.dumps(note), "Timestamp": "2026-05-01T12:00:03.000Z"}
+
+
+def _feedback(api: Api, app_id: str, body: Any, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{api.url}/v1/apps/{app_id}/channels/email/feedback",
+                      content=json.dumps(body), headers={**headers,
+                                                         "Content-Type": "text/plain"})
+
+
+def _suppressed(api: Api, app_id: str, headers: dict[str, str]) -> dict[str, str]:
+    answer = httpx.get(f"{api.url}/v1/apps/{app_id}/suppressed-destinations", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return {i["Address"]: i["Reason"]
+            for i in answer.json()["SuppressedDestinationsResponse"]["Item"]}
+
+
+def test_feedback_publishes_records_tied_to_the_send_and_suppresses(api: Api) -> None:
+    app_id, app_auth = _create_app(api)
+    _seed_sent_message(api.settings.postgres_dsn, app_id)
+    confirm_url = ("https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"
+                   "&TopicArn=arn:aws:sns:eu-west-1:123456789012:ses-feedback&Token=abc")
+    body = [
+        _ses_bounce("Jane@Example.com", KNOWN_ID),
+        {"Type": "Complaint", "Address": "angry@example.com", "MessageId": "msg-unknown",
+         "FeedbackId": "fbl-1", "ComplaintFeedbackType": "abuse"},
+        {"Type": "Bounce", "Address": "full@example.com", "BounceType": "Transient",
+         "Diagnostic": "452 mailbox full", "Timestamp": "2026-05-01T13:00:00Z"},
+        {"Type": "Delivery", "Address": "fine@example.com", "MessageId": KNOWN_ID},
+        {"Type": "SubscriptionConfirmation", "MessageId": "165545c9", "Token": "abc",
+         "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-feedback",
+         "SubscribeURL": confirm_url},
+    ]
+    answer = _feedback(api, app_id, body, app_auth)  # the app's own key
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["EmailFeedbackResponse"]["Results"]
+    assert [(r["Index"], r["Status"]) for r in results] == [
+        (0, "PROCESSED"), (1, "PROCESSED"), (2, "PROCESSED"), (3, "PROCESSED"),
+        (4, "SUBSCRIPTION_CONFIRMATION")]
+    assert results[4]["SubscribeURL"] == confirm_url
+    [bounced] = results[0]["Recipients"]
+    assert bounced == {"Address": "jane@example.com", "EventType": "_email.hardbounce",
+                       "MessageId": KNOWN_ID, "MessageFound": True, "Suppressed": True,
+                       "SuppressionReason": "BOUNCE", "EndpointId": "ep-1"}
+    assert results[1]["Recipients"][0]["MessageFound"] is False
+    assert results[2]["Recipients"][0]["Suppressed"] is False
+    _Checker(openapi.document())(answer, "POST", FEEDBACK)
+
+    records = {r["event_type"]: r for r in _deliveries(api, 4)}
+    assert set(records) == {"_email.hardbounce", "_email.complaint", "_email.softbounce",
+                            "_email.delivered"}
+    hard = records["_email.hardbounce"]
+    assert (hard["app_id"], hard["message_id"], hard["endpoint_id"], hard["user_id"]) == (
+        app_id, KNOWN_ID, "ep-1", "user-1")
+    assert hard["key"] == b"ep-1"
+    attrs = hard["attributes"]
+    assert (attrs["campaign_id"], attrs["campaign_activity_id"], attrs["treatment_id"],
+            attrs["region"]) == ("cmp-1", "run-1", "0", "eu")
+    assert attrs["feedback"] == "smtp; 550 5.1.1 user unknown"
+    assert "smtp_status_code" not in attrs
+    assert hard["timestamp"] == 1_777_636_802_000
+    complaint = records["_email.complaint"]  # unknown message: what the feedback carries
+    assert (complaint["message_id"], complaint["endpoint_id"]) == ("msg-unknown", None)
+    assert complaint["key"] == b"msg-unknown"
+    assert complaint["attributes"]["complaint_feedback_type"] == "abuse"
+    soft = records["_email.softbounce"]
+    assert soft["message_id"].startswith("feedback:") and soft["timestamp"] == 1_777_640_400_000
+    assert records["_email.delivered"]["endpoint_id"] == "ep-1"
+
+    assert _suppressed(api, app_id, ADMIN_AUTH) == {"jane@example.com": "BOUNCE",
+                                                    "angry@example.com": "COMPLAINT"}
+    one = httpx.get(f"{api.url}/v1/apps/{app_id}/suppressed-destinations/EMAIL/"
+                    "JANE@example.com", headers=app_auth)
+    assert one.status_code == 200
+    assert one.json()["SuppressedDestination"]["Attributes"] == {
+        "MessageId": KNOWN_ID, "FeedbackId": "0102015fd91a6479-ae22395c-000000"}
+
+    # a replay changes nothing: same suppressions, same event ids
+    again = _feedback(api, app_id, body[:2], app_auth)
+    assert again.status_code == 200
+    replayed = _deliveries(api, 6)
+    assert len({r["event_id"] for r in replayed}) == 4
+    assert _suppressed(api, app_id, ADMIN_AUTH) == {"jane@example.com": "BOUNCE",
+                                                    "angry@example.com": "COMPLAINT"}
+
+
+def test_mixed_batch_answers_400_naming_bad_items_and_processes_the_good(api: Api) -> None:
+    app_id, _ = _create_app(api)
+    body = [
+        {"Type": "Bounce", "Address": "gone@example.com", "BounceType": "Permanent"},
+        {"Type": "Bounce", "Address": "gone2@example.com"},  # no BounceType
+        "not an object",
+        {"eventType": "Open", "mail": {}, "open": {}},  # not feedback: ignored
+    ]
+    answer = _feedback(api, app_id, body, ADMIN_AUTH)
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["x-amzn-ErrorType"] == "BadRequestException"
+    out = answer.json()
+    assert out["Message"].startswith("2 of 4 feedback items were refused: Item 1 ")
+    assert "Item 2 is not a JSON object" in out["Message"]
+    assert "other 2 items were processed" in out["Message"]
+    statuses = [(r["Index"], r["StatusCode"], r["Status"])
+                for r in out["EmailFeedbackResponse"]["Results"]]
+    assert statuses == [(0, 200, "PROCESSED"), (1, 400, "INVALID"), (2, 400, "INVALID"),
+                        (3, 200, "IGNORED")]
+    _Checker(openapi.document())(answer, "POST", FEEDBACK)
+    [record] = _deliveries(api, 1)
+    assert record["event_type"] == "_email.hardbounce"
+    assert record["attributes"]["destination_address"] == "gone@example.com"
+    assert _suppressed(api, app_id, ADMIN_AUTH) == {"gone@example.com": "BOUNCE"}
+
+
+def test_bad_bodies_credentials_and_unknown_apps(api: Api) -> None:
+    app_id, app_auth = _create_app(api)
+    other_id, other_auth = _create_app(api, "Other")
+    url = f"{api.url}/v1/apps/{app_id}/channels/email/feedback"
+    item = {"Type": "Complaint", "Address": "a@example.com"}
+
+    not_json = httpx.post(url, content=b"{nope", headers=app_auth)
+    assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["Message"]
+    empty = httpx.post(url, json=[], headers=app_auth)
+    assert empty.status_code == 400 and "list of 0 items" in empty.json()["Message"]
+    assert httpx.post(url, json=item).status_code == 403  # no credentials
+    assert httpx.post(url, json=item, headers=other_auth).status_code == 403  # another app
+    missing = httpx.post(f"{api.url}/v1/apps/{'0' * 32}/channels/email/feedback", json=item,
+                         headers=ADMIN_AUTH)
+    assert missing.status_code == 404
+    assert _deliveries(api, 1, within=3) == []
+    assert _suppressed(api, app_id, app_auth) == {}
+    assert _suppressed(api, other_id, other_auth) == {}

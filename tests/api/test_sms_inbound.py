@@ -1,0 +1,205 @@
+"""Twilio's inbound SMS webhook (``/sms/inbound/twilio/{app}``) on the live API.
+
+The API runs in-process under uvicorn on a real port, on a real PostgreSQL (whose
+endpoint read model the test fills) and Kafka; each test reads its own
+``<prefix>.deliveries`` and ``<prefix>.endpoint-commands`` topics back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from tests.api.live_api import api_settings
+from tests.api.topic_records import topic_records
+from tests.conftest import free_port
+
+from lodestar.api.app import create_app
+from lodestar.api.sms_inbound import SmsInboundConfig, signature_valid, twilio_signature
+from lodestar.contracts.codec import AvroCodec
+from lodestar.control.endpoint_read_model import ReadModelRow, apply_changes
+from lodestar.control.migrate import migrate
+from lodestar.core.topics import Topic
+from lodestar.settings import Settings
+
+APP = "b" * 32
+TOKEN = "twilio-auth-token-for-tests-0123456789"
+HELP = "Example Shop: help at shop.example.com. Reply STOP to opt out. <3 & more"
+ANA = "+14155550199"
+OURS = "+14155550100"
+
+
+def test_signature_matches_twilios_documented_example() -> None:
+    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
+              "From": "+12349013030", "To": "+18005551212"}
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    assert twilio_signature(url, params.items(), "12345") == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    items = list(params.items())
+    assert signature_valid(url, items, "12345", "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    # the same URL with its default port written out is accepted too
+    assert signature_valid("https://mycompany.com:443/myapp.php?foo=1&bar=2", items, "12345",
+                           "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not signature_valid(url, items, "54321", "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not signature_valid(url, [*items[:-1], ("To", "+18005551213")], "12345",
+                               "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not signature_valid(url, items, "12345", None)
+
+
+# -- live ---------------------------------------------------------------------------------
+
+
+
+def _row(endpoint_id: str, address: str, channel: str = "SMS", deleted: bool = False,
+         status: str = "ACTIVE") -> ReadModelRow:
+    endpoint = {"Id": endpoint_id, "Address": address, "ChannelType": channel,
+                "EndpointStatus": status, "OptOut": "NONE", "ApplicationId": APP}
+    return ReadModelRow(APP, endpoint_id, None, None if deleted else address,
+                        None if deleted else channel, None if deleted else endpoint,
+                        deleted, 1)
+
+
+@pytest.fixture
+async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
+    await migrate(postgres_dsn)
+    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
+    try:
+        await apply_changes(pool, [
+            _row("sms-ana", ANA), _row("sms-ana-2", ANA, status="INACTIVE"),
+            _row("voice-ana", ANA, channel="VOICE"), _row("sms-bob", "+14155550142"),
+            _row("sms-gone", ANA, deleted=True),
+        ])
+    finally:
+        await pool.close()
+    yield postgres_dsn
+
+
+class Live:
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+        self.hook = f"{url}/sms/inbound/twilio/{APP}"
+
+    def post(self, body: str, *, sender: str = ANA, sid: str = "SM" + "1" * 32,
+             token: str = TOKEN, signature: str | None = None,
+             url: str | None = None) -> httpx.Response:
+        form = {"MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": sender, "To": OURS,
+                "Body": body, "NumMedia": "0", "FromCountry": "US"}
+        target = url or self.hook
+        sig = signature or twilio_signature(target, form.items(), token)
+        return httpx.post(target, data=form, headers={"X-Twilio-Signature": sig})
+
+    def records(self, topic: Topic, expected: int, within: float = 10.0) -> list[dict[str, Any]]:
+        raw = asyncio.run(topic_records(self.settings, topic, expected, within))
+        codec = AvroCodec.default()
+        return [{"key": r.key, **codec.decode(topic, r.value)} for r in raw]
+
+
+def _serve(settings: Settings, config: SmsInboundConfig) -> Iterator[str]:
+    app = create_app(settings)
+    app.state.sms_inbound = config
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the API did not start (see the log above)")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def live(settings: Settings, control_dsn: str) -> Iterator[Live]:
+    configured = api_settings(settings, control_dsn)
+    for url in _serve(configured, SmsInboundConfig(TOKEN, HELP)):
+        yield Live(url, configured)
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_stop_opts_out_every_sms_endpoint_of_the_number(live: Live) -> None:
+    response = live.post("  Stop ")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/xml")
+    assert response.text.endswith("<Response/>")
+
+    commands = live.records(Topic.ENDPOINT_COMMANDS, 3, within=8)
+    assert sorted(c["endpoint_id"] for c in commands) == ["sms-ana", "sms-ana-2"]
+    for command in commands:
+        assert command["kind"] == "UPSERT" and command["app_id"] == APP
+        assert json.loads(command["endpoint_request"]) == {"OptOut": "ALL"}
+        assert command["key"] == command["endpoint_id"].encode()
+
+    deliveries = live.records(Topic.DELIVERIES, 3, within=5)
+    assert sorted(d["endpoint_id"] for d in deliveries) == ["sms-ana", "sms-ana-2"]
+    for record in deliveries:
+        assert record["event_type"] == "_SMS.OPTOUT" and record["channel"] == "SMS"
+        attrs = record["attributes"]
+        assert attrs["record_status"] == "OPTED_OUT" and attrs["keyword"] == "STOP"
+        assert attrs["destination_phone_number"] == ANA
+        assert attrs["origination_phone_number"] == OURS
+        assert record["message_id"] == "SM" + "1" * 32
+    assert len({d["event_id"] for d in deliveries}) == 2
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_help_answers_twiml_and_changes_nothing(live: Live) -> None:
+    response = live.post("help")
+    assert response.status_code == 200
+    assert response.text == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Example Shop: help at '
+        "shop.example.com. Reply STOP to opt out. &lt;3 &amp; more</Message></Response>")
+    other = live.post("When does my order ship?", sid="SM" + "2" * 32)
+    assert other.status_code == 200 and other.text.endswith("<Response/>")
+    assert live.records(Topic.ENDPOINT_COMMANDS, 1, within=3) == []
+    assert live.records(Topic.DELIVERIES, 1, within=1) == []
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_start_opts_back_in_without_a_delivery_record(live: Live) -> None:
+    assert live.post("START", sender="+14155550142").status_code == 200
+    [command] = live.records(Topic.ENDPOINT_COMMANDS, 1, within=8)
+    assert command["endpoint_id"] == "sms-bob"
+    assert json.loads(command["endpoint_request"]) == {"OptOut": "NONE"}
+    assert live.records(Topic.DELIVERIES, 1, within=2) == []
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_bad_signatures_are_refused_and_change_nothing(live: Live) -> None:
+    assert live.post("STOP", token="not-the-token").status_code == 403
+    assert live.post("STOP", signature="AAAA").status_code == 403
+    unsigned = httpx.post(live.hook, data={"From": ANA, "Body": "STOP"})
+    assert unsigned.status_code == 403
+    # signed for another URL (another application)
+    other = f"{live.url}/sms/inbound/twilio/{'c' * 32}"
+    sig = twilio_signature(other, {"From": ANA, "Body": "STOP"}.items(), TOKEN)
+    forged = httpx.post(live.hook, data={"From": ANA, "Body": "STOP"},
+                        headers={"X-Twilio-Signature": sig})
+    assert forged.status_code == 403
+    assert live.records(Topic.ENDPOINT_COMMANDS, 1, within=3) == []
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_without_a_token_the_route_is_absent(settings: Settings, control_dsn: str) -> None:
+    configured = api_settings(settings, control_dsn)
+    for url in _serve(configured, SmsInboundConfig(None)):
+        response = httpx.post(f"{url}/sms/inbound/twilio/{APP}", data={"Body": "STOP"})
+        assert response.status_code == 404
