@@ -58,7 +58,7 @@ class FlakyWriter:
         self.stored: list[str] = []
         self.calls = 0
 
-    async def insert(self, rows: list[list[Any]]) -> None:
+    async def insert(self, rows: list[list[Any]], *table_and_columns: Any) -> None:
         self.calls += 1
         if self.calls == 1:
             raise RuntimeError("transient")

@@ -2,19 +2,26 @@
 
 DeleteEndpoint / DeleteUserEndpoints end in an EndpointChange of kind
 ``DELETED`` on ``lodestar.endpoints``; the worker that owns ClickHouse
-consumes those (its own consumer group) and deletes the endpoint's events
-with a lightweight ``DELETE``. Events still in flight for the endpoint when
-it is deleted can land after the erasure; deleting again is harmless.
+consumes those (its own consumer group) and deletes the endpoint's rows
+from every table that holds endpoint ids (``ERASABLE_TABLES``: events,
+deliveries, journey/campaign activity, segment membership) with a lightweight
+``DELETE``. The daily rollups of the days those rows were on are then rebuilt
+from the rows left (``ROLLUPS``; migration 0005), so KPIs over whole days and
+over partial days agree. Events still in flight for the endpoint when it is
+deleted can land after the erasure; deleting again is harmless.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-ERASABLE_TABLES: tuple[str, ...] = ("events",)
+ERASABLE_TABLES: tuple[str, ...] = ("events", "deliveries", "activity", "segment_membership")
+ROLLUPS: dict[str, str] = {"deliveries": "deliveries_daily", "events": "events_daily"}
+"""Source table → its daily rollup (rebuilt from the view ``<rollup>_source``)."""
 
 EndpointKey = tuple[str, str]  # (app_id, endpoint_id)
 
@@ -27,14 +34,29 @@ def erasure_key(change: Mapping[str, Any]) -> EndpointKey | None:
 
 
 def erase_endpoints(client: Client, keys: Sequence[EndpointKey | None]) -> int:
-    """Delete every row of the given endpoints from each erasable table; returns how many keys."""
+    """Delete every row of the given endpoints from each erasable table and rebuild the
+    rollups of the days they were on; returns how many keys."""
     wanted = sorted({k for k in keys if k is not None})
     if not wanted:
         return 0
+    match = "(app_id, endpoint_id) IN {keys:Array(Tuple(String, String))}"
+    days: dict[str, list[tuple[str, date]]] = {}
+    for table in ROLLUPS:
+        rows = client.query(f"SELECT DISTINCT app_id, event_date FROM {table} WHERE {match}",
+                            parameters={"keys": wanted}).result_rows
+        days[table] = [(str(app), day) for app, day in rows]
     for table in ERASABLE_TABLES:
-        client.command(
-            f"DELETE FROM {table} WHERE (app_id, endpoint_id) IN "
-            "{keys:Array(Tuple(String, String))}",
-            parameters={"keys": wanted},
-        )
+        client.command(f"DELETE FROM {table} WHERE {match}", parameters={"keys": wanted})
+    for table, rollup in ROLLUPS.items():
+        if days[table]:
+            rebuild_rollup(client, rollup, days[table])
     return len(wanted)
+
+
+def rebuild_rollup(client: Client, rollup: str, days: Sequence[tuple[str, date]]) -> None:
+    """Recompute ``rollup`` for the given (app id, day) pairs from its source rows."""
+    where = "(app_id, event_date) IN {days:Array(Tuple(String, Date))}"
+    params = {"days": list(days)}
+    client.command(f"DELETE FROM {rollup} WHERE {where}", parameters=params)
+    client.command(f"INSERT INTO {rollup} SELECT * FROM {rollup}_source WHERE {where}",
+                   parameters=params)

@@ -24,6 +24,9 @@ QueryFn = Callable[[Client, Mapping[str, str]], Any]
 
 QUERY_MODULES: tuple[str, ...] = (
     "lodestar.analytics.queries",
+    "lodestar.analytics.kpis",
+    "lodestar.analytics.product",
+    "lodestar.analytics.dashboard_queries",
 )
 
 _QUERIES: dict[str, QueryFn] = {}

@@ -27,11 +27,13 @@ from lodestar.api.apps import (
     get_applications,
 )
 from lodestar.api.auth import Authenticator, AuthMiddleware
+from lodestar.api.dashboard import analytics_routes, dashboard_routes
 from lodestar.api.email_feedback import post_email_feedback
 from lodestar.api.errors import ErrorType, error_response
 from lodestar.api.event_publisher import EventPublisher
 from lodestar.api.events import put_events
 from lodestar.api.job_runner import JobRunner
+from lodestar.api.kpis import kpi_routes
 from lodestar.api.openapi import openapi_routes
 from lodestar.api.sms_inbound import SmsInboundConfig, sms_inbound_routes
 from lodestar.api.suppression import (
@@ -132,6 +134,8 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
         *openapi_routes(),  # GET /openapi.json and GET /docs, without credentials
         *tracking_routes(),  # /t/o|c|u/{token}: email tracking, the token is the credential
         *sms_inbound_routes(),  # /sms/inbound/twilio/{id}: X-Twilio-Signature, not SigV4
+        *dashboard_routes(),  # /dashboard pages: static, no credentials (api/dashboard.py)
+        *analytics_routes(),  # Lodestar extension: /v1/apps/{id}/analytics/{query-name}
         Route("/v1/apps", create_application, methods=["POST"]),
         Route("/v1/apps", get_applications, methods=["GET"]),
         Route("/v1/apps/{application_id}", get_application, methods=["GET"]),
@@ -178,6 +182,7 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
               jobs.get_segment_import_jobs, methods=["GET"]),
         Route("/v1/apps/{application_id}/segments/{segment_id}/jobs/export",
               jobs.get_segment_export_jobs, methods=["GET"]),
+        *kpi_routes(),  # Get{Application,Campaign,Journey}DateRangeKpi (api/kpis.py)
         # Lodestar extensions: email feedback and the suppression list
         # (docs/feedback-and-suppression.md)
         Route("/v1/apps/{application_id}/channels/email/feedback", post_email_feedback,

@@ -763,6 +763,49 @@ def _pinpoint_ops(lim: Mapping[str, Any]) -> dict[str, _PinpointOp]:
         **_job_ops(no_app, signed_too_large),
         **_template_ops(signed_too_large),
         **_message_ops(no_app, signed_too_large),
+        **_kpi_ops(no_app),
+    }
+
+
+def _kpi_ops(no_app: str) -> dict[str, _PinpointOp]:
+    """Get{Application,Campaign,Journey}DateRangeKpi (lodestar.api.kpis; docs/analytics.md)."""
+    from lodestar.api.kpis import MAX_PAGE_SIZE
+    from lodestar.core.kpi_catalog import KpiScope, kpi_names
+    from lodestar.core.kpi_dates import MAX_RANGE_DAYS
+
+    def op(scope: KpiScope, what: str) -> _PinpointOp:
+        names = kpi_names(scope)
+        return _PinpointOp(
+            tag="Analytics", summary=f"Get a KPI of {what} over a date range",
+            description=f"Answers one KPI of {what} from ClickHouse, grouped as its name says "
+            "(docs/analytics.md gives every formula). Counts distinct message and event ids, "
+            "so replayed deliveries are never counted twice. Rows are empty when there is no "
+            "data.",
+            who=_ANY_KEY,
+            errors={400: f"The KPI name is not one of the {len(names)} {scope.value} KPIs "
+                    "(the message lists them), the dates are not ISO-8601, start-time is after "
+                    f"end-time, the range is longer than {MAX_RANGE_DAYS} days, or paging is "
+                    "malformed.",
+                    403: None, 404: no_app,
+                    500: "No worker (embedded ClickHouse) or ClickHouse server answered."},
+            success="The KPI's rows.",
+            parameters={
+                "kpi-name": {"description": "The KPI.", "schema": {"enum": names}},
+                "start-time": {"description": "First moment of the range (ISO-8601, UTC, "
+                               f"inclusive); default: {MAX_RANGE_DAYS} days before end-time."},
+                "end-time": {"description": "Last moment of the range (inclusive); "
+                             "default: now."},
+                "page-size": {"description": "Rows per page (Pinpoint does not page KPIs; "
+                              "Lodestar does when asked).",
+                              "schema": {"minimum": 1, "maximum": MAX_PAGE_SIZE}},
+                "next-token": {"description": "The NextToken of the previous page."},
+            },
+        )
+
+    return {
+        "GetApplicationDateRangeKpi": op(KpiScope.APPLICATION, "an application"),
+        "GetCampaignDateRangeKpi": op(KpiScope.CAMPAIGN, "a campaign"),
+        "GetJourneyDateRangeKpi": op(KpiScope.JOURNEY, "a journey"),
     }
 
 
@@ -1576,10 +1619,11 @@ def build_document() -> dict[str, Any]:
             model, op_id, extra, shapes
         )
     extension_paths, extension_schemas = _lodestar_extensions()
-    from lodestar.api import email_feedback, sms_inbound, suppression
+    from lodestar.api import dashboard, email_feedback, sms_inbound, suppression
 
     for more_paths, more_schemas in (email_feedback.openapi_paths(),
                                      suppression.openapi_paths(),
+                                     dashboard.openapi_paths(),
                                      sms_inbound.openapi_paths()):
         extension_paths.update(more_paths)
         extension_schemas.update(more_schemas)
@@ -1627,6 +1671,7 @@ def build_document() -> dict[str, Any]:
             {"name": "Endpoints", "description": "Endpoints and their attributes."},
             {"name": "Users", "description": "All the endpoints of a user."},
             {"name": "Messages", "description": "Transactional sends (SendMessages)."},
+            {"name": "Analytics", "description": "Pinpoint's KPIs (date-range metrics)."},
             {"name": "Lodestar", "description": "Lodestar's own routes; no credentials."},
         ],
         "paths": paths,

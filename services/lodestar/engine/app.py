@@ -19,7 +19,7 @@ from lodestar.dead_letter_publisher import DeadLetterPublisher
 from lodestar.engine import user_index_agent
 from lodestar.engine.analytics_service import (
     AnalyticsRuntime,
-    analytics_sink_service,
+    analytics_sink_services,
     erasure_service,
 )
 from lodestar.engine.backfill_progress import BackfillProgress
@@ -107,7 +107,8 @@ def build_engine(
 
     runtime = AnalyticsRuntime(settings, clickhouse_database)
     if with_analytics:
-        app.service(analytics_sink_service(settings, codec, runtime))
+        for sink_service in analytics_sink_services(settings, codec, runtime):
+            app.service(sink_service)
         app.service(erasure_service(settings, codec, runtime))
     web = create_worker_web(runtime, table, users)
     serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
