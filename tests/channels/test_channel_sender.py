@@ -205,7 +205,9 @@ async def test_every_ending_is_published_once_and_a_replay_sends_nothing(env: Se
     suppressed = Suppressed()
 
     await produce(env, reqs)
-    sender = ChannelSender(env, ScriptedPlugin(provider), fast(), suppression=suppressed)
+    plugin = ScriptedPlugin(provider)
+    plugin.message_price_millicents = 0.1  # type: ignore[attr-defined]
+    sender = ChannelSender(env, plugin, fast(), suppression=suppressed)
     await run_until(sender, lambda: sender.stats.batches >= 1
                     and sender.stats.requests == len(reqs))
     assert sorted(provider.calls) == sorted(
@@ -223,6 +225,10 @@ async def test_every_ending_is_published_once_and_a_replay_sends_nothing(env: Se
                      "bad-1": "_custom.failure", "blocked-1": "_custom.failure",
                      "ok-3": "_custom.failure"}
     assert by_message[reqs[2]["message_id"]]["attributes"]["status_message"] == "accepted after 3"
+    priced = {r["address"]: by_message[r["message_id"]]["metrics"].get("price_in_millicents_usd")
+              for r in reqs}
+    assert priced == {"ok-1": 0.1, "ok-2": 0.1, "retry-1": 0.1, "gone-1": None, "bad-1": None,
+                      "blocked-1": None, "ok-3": None}  # only accepted messages cost
 
     commands = await read(env, Topic.ENDPOINT_COMMANDS, lambda got: len(got) >= 1)
     assert [(c["kind"], c["endpoint_id"]) for c in commands] == [("DEACTIVATE", "ep-gone-1")]

@@ -99,7 +99,12 @@ class ChannelPlugin(Protocol[P]):
     """Template type to look up for ``request.template`` (``SMS``, ``PUSH`` …), or None."""
     deactivates_dead_addresses: bool
     """True: a DEAD_ADDRESS makes the endpoint INACTIVE (push tokens, phone numbers);
-    False: the address goes on the suppression list instead (email hard bounces)."""
+    False: the address goes on the suppression list instead (email hard bounces).
+
+    Optional attribute ``message_price_millicents: float | None``: the price of one
+    accepted message (price table, channels priced per message); the runner adds it as
+    the ``price_in_millicents_usd`` metric of the message's first record unless the
+    plugin priced it itself (SMS prices per part and country)."""
 
     def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
                 template_error: str | None, now_ms: int) -> Deliverable[P] | Ended: ...
@@ -456,6 +461,9 @@ class ChannelSender(Generic[P]):
             await self._sleep(decision.delay_s)
         records = self.plugin.outcome_records(item.request, item.subject, d.payload, outcome,
                                               attempt, sent_ms, _now_ms())
+        price = getattr(self.plugin, "message_price_millicents", None)
+        if outcome.accepted and price is not None and records:
+            records[0]["metrics"].setdefault("price_in_millicents_usd", float(price))
         item.records = records
         item.finish = Finish(message_id, SendState.SENT if outcome.accepted else SendState.FAILED,
                              records, attempts=attempt, outcome_kind=outcome.kind.value,

@@ -34,7 +34,9 @@ class CustomPlugin:
     template_type = None
     deactivates_dead_addresses = True
 
-    def __init__(self, webhook: CustomWebhook, master_key: bytes) -> None:
+    def __init__(self, webhook: CustomWebhook, master_key: bytes,
+                 message_price_millicents: float | None = None) -> None:
+        self.message_price_millicents = message_price_millicents
         self.webhook = webhook
         self._master_key = master_key
         self._secrets: dict[str, bytes] = {}

@@ -141,7 +141,8 @@ def push_plugin(settings: Settings) -> PushPlugin:
             "no push provider is configured: set LODESTAR_FCM_SERVICE_ACCOUNT_FILE, "
             "LODESTAR_APNS_KEY_FILE (with _KEY_ID, _TEAM_ID, _TOPIC) or "
             "LODESTAR_WEBPUSH_VAPID_PRIVATE_KEY (with _SUBJECT)")
-    return PushPlugin(fcm=fcm, apns=apns, apns_topic=c.apns_topic or "", webpush=webpush)
+    return PushPlugin(fcm=fcm, apns=apns, apns_topic=c.apns_topic or "", webpush=webpush,
+                      message_price_millicents=price_table(settings).price("PUSH", None))
 
 
 def voice_plugin(settings: Settings) -> VoicePlugin:
@@ -164,7 +165,8 @@ def custom_plugin(settings: Settings) -> CustomPlugin:
     except ValueError as exc:
         raise ChannelConfigError(f"LODESTAR_WEBHOOK_ALLOW: {exc}") from None
     webhook = CustomWebhook(WebhookConfig(policy, timeout_s=c.provider_timeout_seconds))
-    return CustomPlugin(webhook, master.encode())
+    return CustomPlugin(webhook, master.encode(),
+                        message_price_millicents=price_table(settings).price("CUSTOM", None))
 
 
 def build_plugin(channel: str, settings: Settings) -> Any:

@@ -56,7 +56,9 @@ class PushPlugin:
     deactivates_dead_addresses = True
 
     def __init__(self, *, fcm: FcmSender | None = None, apns: ApnsTransport | None = None,
-                 apns_topic: str = "", webpush: WebPushSender | None = None) -> None:
+                 apns_topic: str = "", webpush: WebPushSender | None = None,
+                 message_price_millicents: float | None = None) -> None:
+        self.message_price_millicents = message_price_millicents
         self.fcm = fcm
         self.apns = apns
         self.apns_topic = apns_topic
