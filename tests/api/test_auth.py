@@ -168,8 +168,8 @@ def test_healthz_and_non_v1_paths_need_no_credentials() -> None:
 def test_missing_credentials_say_how_to_authenticate() -> None:
     with make_client(FakeSource()) as client:
         assert_forbidden(client.get("/v1/apps"), "no credentials", "mobiletargeting", "Bearer")
-        assert_forbidden(client.get("/v1/apps", headers={"Authorization": "Basic eDp5"}),
-                         "Unsupported authorization scheme 'Basic'")
+        assert_forbidden(client.get("/v1/apps", headers={"Authorization": "Digest eDp5"}),
+                         "Unsupported authorization scheme 'Digest'")
 
 
 def test_bearer_scheme() -> None:
@@ -194,6 +194,25 @@ def test_bearer_scheme() -> None:
         assert_forbidden(client.post(f"/v1/apps/{OTHER}/events", headers=bearer(APP_KEY)),
                          f"belongs to application {APP}, not {OTHER}")
         assert_forbidden(client.post("/v1/apps", headers=bearer(APP_KEY)), "needs an admin key")
+
+
+def test_basic_scheme_as_sns_sends_it() -> None:
+    import base64
+
+    def basic(key: tuple[str, str] | Any) -> dict[str, str]:
+        akid, secret = (key.access_key_id, key.secret) if hasattr(key, "secret") else key
+        return {"Authorization": "Basic " + base64.b64encode(f"{akid}:{secret}".encode()).decode()}
+
+    with make_client(FakeSource()) as client:
+        ok = client.post(f"/v1/apps/{APP}/events", content=b"hi", headers=basic(APP_KEY))
+        assert ok.status_code == 200 and ok.json()["key"] == APP_KEY.access_key_id
+        assert_forbidden(client.get(f"/v1/apps/{APP}",
+                                    headers=basic((APP_KEY.access_key_id, "y" * 40))),
+                         "is not its secret")
+        assert_forbidden(client.get("/v1/apps", headers={"Authorization": "Basic !!notb64"}),
+                         "not base64")
+        assert_forbidden(client.get("/v1/apps", headers={"Authorization": "Basic eDp5"[:-2]}),
+                         "Basic credentials")
 
 
 def test_sigv4_scheme() -> None:

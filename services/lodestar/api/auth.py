@@ -1,11 +1,14 @@
 """Authentication and authorization of every ``/v1/…`` request.
 
-Two schemes, both carrying a Lodestar access key (docs/authentication.md):
+Three schemes, each carrying a Lodestar access key (docs/authentication.md):
 
 - **AWS SigV4** (``Authorization: AWS4-HMAC-SHA256 Credential=…``), what a
   boto3 ``pinpoint`` client sends; verified by ``lodestar.api.sigv4``;
 - **Bearer** (``Authorization: Bearer <access key id>:<secret access key>``)
-  for clients without a SigV4 signer.
+  for clients without a SigV4 signer;
+- **Basic** (``Authorization: Basic base64(<access key id>:<secret access key>)``),
+  what Amazon SNS sends for an HTTPS subscription URL carrying credentials
+  (``https://<key id>:<secret>@host/…``), so SES feedback can post directly.
 
 Who may do what (``authorize``): an admin key may call everything; an app key
 may call GetApp on its own application and everything under
@@ -22,6 +25,8 @@ at once in the process that deleted it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import logging
 import re
@@ -41,6 +46,7 @@ from lodestar.control.apps import ApiKey
 log = logging.getLogger(__name__)
 
 BEARER = "Bearer"
+BASIC = "Basic"
 # a signed body is read whole before the handler sees it; larger ones are refused
 MAX_SIGNED_BODY_BYTES = 8 * 1024 * 1024
 _APP_PATH = re.compile(r"^/v1/apps/(?P<app_id>[^/]+)(?P<rest>/.*)?$")
@@ -240,6 +246,20 @@ def _bearer_credentials(value: str) -> tuple[str, str]:
     return access_key_id, secret
 
 
+def _basic_credentials(value: str) -> tuple[str, str]:
+    token = value.strip()[len(BASIC):].strip()
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthFailure("The Basic credentials are not base64 of "
+                          "'<access key id>:<secret access key>'.") from None
+    access_key_id, sep, secret = decoded.partition(":")
+    if not sep or not access_key_id or not secret:
+        raise AuthFailure("The Basic credentials must be '<access key id>:<secret access key>' "
+                          "(the two joined by a colon, base64-encoded).")
+    return access_key_id, secret
+
+
 def _unknown_or_revoked(access_key_id: str, record: KeyRecord | None) -> KeyRecord:
     if record is None:
         raise AuthFailure(
@@ -342,8 +362,10 @@ class AuthMiddleware:
         if header is None or not header.strip():
             raise AuthFailure(f"The request has no credentials. {_HOW_TO_AUTHENTICATE}")
         scheme = header.strip().split(" ", 1)[0]
-        if scheme.lower() == BEARER.lower():
-            access_key_id, secret = _bearer_credentials(header)
+        if scheme.lower() in (BEARER.lower(), BASIC.lower()):
+            access_key_id, secret = (_bearer_credentials(header)
+                                     if scheme.lower() == BEARER.lower()
+                                     else _basic_credentials(header))
             record = _unknown_or_revoked(access_key_id, await authenticator.key(access_key_id))
             if not hmac.compare_digest(secret.encode(), record.secret.encode()):
                 raise AuthFailure(
