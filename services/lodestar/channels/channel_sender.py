@@ -11,8 +11,9 @@ time:
    provider (``channels.sent_messages``); an id that already has a row is
    decided by ``core.email_sending.claim_verdict``: republish its stored
    records, leave it to a live claimant, or finish it as sent with an unknown
-   outcome — never send it twice. A crash can therefore leave at most one
-   chunk (the messages actually in flight) with an unknown outcome;
+   outcome — never send it twice. The next chunk is claimed and prepared while
+   the current one is with the provider, so a crash can leave at most two
+   chunks (the messages in flight and the next ones) with an unknown outcome;
 3. ``plugin.prepare`` (pure: opt-out / INACTIVE screening, template
    rendering, routing) ends a message with its records or makes it
    deliverable; deliverable addresses on the suppression list end as rejected;
@@ -284,18 +285,37 @@ class ChannelSender(Generic[P]):
         items = await self._decode(records, dead_letters)
         template_cache: dict[tuple[str, str | None], tuple[Any, str | None]] = {}
         futures: list[asyncio.Future[Any]] = []
-        for chunk in chunks(items, max(1, self.config.concurrency)):
-            await self._chunk(chunk, store, templates, template_cache)
+        pending = chunks(items, max(1, self.config.concurrency))
+        if not pending:
+            return
+        # Pipeline: chunk k+1 is claimed and prepared (PostgreSQL, rendering) while
+        # chunk k is with the provider. So at most two chunks are claimed and unfinished.
+        ready = asyncio.ensure_future(
+            self._prepare_chunk(pending[0], store, templates, template_cache))
+        for k, chunk in enumerate(pending):
+            deliverable = await ready
+            delivering = asyncio.ensure_future(
+                asyncio.gather(*(self._deliver(item, d) for item, d in deliverable)))
+            if k + 1 < len(pending):
+                ready = asyncio.ensure_future(
+                    self._prepare_chunk(pending[k + 1], store, templates, template_cache))
+            try:
+                await delivering
+            except BaseException:
+                ready.cancel()
+                raise
+            await self._finish_chunk(chunk, deliverable, store)
             futures += await self._publish(chunk, producer, dead_letters)
         if futures:
             await asyncio.gather(*futures)
 
-    async def _chunk(self, items: list[_Item], store: SentMessages,
-                     templates: TemplatesRepository,
-                     template_cache: dict[tuple[str, str | None], tuple[Any, str | None]]
-                     ) -> None:
-        """Claim, prepare, screen and deliver ``items`` (at most ``concurrency`` of them),
-        then store their final states: a crash loses the outcome of these only."""
+    async def _prepare_chunk(self, items: list[_Item], store: SentMessages,
+                             templates: TemplatesRepository,
+                             template_cache: dict[tuple[str, str | None],
+                                                  tuple[Any, str | None]]
+                             ) -> list[tuple[_Item, Deliverable[P]]]:
+        """Claim ``items`` (at most ``concurrency``) and prepare and screen them: what is
+        left to deliver. Items that end here carry their records and final state."""
         rows = await store.claim_many(
             [(i.request["message_id"], i.request["app_id"]) for i in items])
         to_send: list[_Item] = []
@@ -319,8 +339,12 @@ class ChannelSender(Generic[P]):
                     self.stats.failed += 1
                 continue
             deliverable.append((item, prepared))
-        deliverable = await self._screen_suppressed(deliverable)
-        await asyncio.gather(*(self._deliver(item, d) for item, d in deliverable))
+        return await self._screen_suppressed(deliverable)
+
+    async def _finish_chunk(self, items: list[_Item],
+                            deliverable: list[tuple[_Item, Deliverable[P]]],
+                            store: SentMessages) -> None:
+        """Store the chunk's final states in one round; hard bounces onto the list."""
         await store.finish_many([i.finish for i in items if i.finish is not None])
         if self._suppression is not None and not self.plugin.deactivates_dead_addresses:
             for item, d in deliverable:
@@ -434,6 +458,8 @@ class ChannelSender(Generic[P]):
         return keep
 
     async def _wait_for_token(self) -> None:
+        if self._bucket.unlimited:
+            return
         async with self._bucket_lock:
             self._bucket, wait = self._bucket.take(time.monotonic())
         if wait > 0:
