@@ -7,7 +7,6 @@ import re
 import socket
 from collections.abc import Iterator
 from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from lodestar.core.email_message import (
     unsubscribe_url,
     verify_token,
 )
+from lodestar.core.email_wire import OutgoingEmail
 from lodestar.core.templates import Rendered, TemplateType
 from lodestar.settings import Settings
 
@@ -88,7 +88,7 @@ def _config(port: int) -> SmtpConfig:
     return SmtpConfig(host="127.0.0.1", port=port, timeout_seconds=3.0)
 
 
-def _email(to: str, message_id: str, *, tracked: bool = True) -> EmailMessage:
+def _email(to: str, message_id: str, *, tracked: bool = True) -> OutgoingEmail:
     tracking = Tracking(BASE, SECRET, app_id="app-1", endpoint_id="ep-1")
     unsub = unsubscribe_url(tracking, message_id)
     rendered = Rendered(
@@ -156,6 +156,50 @@ async def test_the_received_mime_structure_headers_and_tracking(server) -> None:
     assert pixel is not None
     opened = verify_token(pixel.group(1), SECRET)
     assert opened is not None and opened.kind is LinkKind.OPEN and opened.url is None
+
+
+async def test_the_relay_receives_the_prepared_bytes_unchanged(server) -> None:
+    controller, inbox = server
+    email = _email("ana@example.test", "msg-bytes")
+    assert email.seven_bit is not None  # "Olá" in a short-lined body: an 8bit part
+    async with SmtpSender(_config(controller.port)) as sender:
+        outcome = await sender.send(email)
+    assert outcome.kind is OutcomeKind.DELIVERED
+    [(mail_from, rcpts, raw)] = inbox.messages
+    assert (mail_from, rcpts) == (email.mail_from, list(email.rcpt_to))
+    assert raw == email.data  # 8BITMIME relay: the 8bit bytes as prepared
+
+
+async def test_a_relay_without_8bitmime_gets_the_7bit_variant() -> None:
+    handler = _Server()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port(), decode_data=True)
+    controller.start()
+    try:
+        email = _email("ana@example.test", "msg-7bit")
+        async with SmtpSender(_config(controller.port)) as sender:
+            assert (await sender.send(email)).kind is OutcomeKind.DELIVERED
+    finally:
+        controller.stop()
+    [(_, _, content)] = handler.messages
+    assert isinstance(content, str) and content.isascii()
+    got = message_from_bytes(content.encode("ascii"), policy=policy.default)
+    want = email.parsed()
+    for received, prepared in zip(got.iter_parts(), want.iter_parts(), strict=True):
+        assert received.get_content().replace("\r\n", "\n") == prepared.get_content().replace(
+            "\r\n", "\n")
+    assert [p["Content-Transfer-Encoding"] for p in got.iter_parts()] == [
+        "base64", "quoted-printable"]
+    assert got["Subject"] == "Olá, Ana"
+
+
+async def test_a_stdlib_message_is_still_accepted(server) -> None:
+    controller, inbox = server
+    msg = _email("ana@example.test", "msg-stdlib").parsed()
+    async with SmtpSender(_config(controller.port)) as sender:
+        assert (await sender.send(msg)).kind is OutcomeKind.DELIVERED
+    [(mail_from, rcpts, raw)] = inbox.messages
+    assert (mail_from, rcpts) == ("noreply@example.test", ["ana@example.test"])
+    assert message_from_bytes(raw, policy=policy.default)["X-Lodestar-Message-Id"] == "msg-stdlib"
 
 
 async def test_one_connection_serves_many_sends(server) -> None:

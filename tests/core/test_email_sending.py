@@ -85,7 +85,9 @@ def test_prepare_renders_the_endpoint_snapshot_and_drops_own_headers() -> None:
         _request(), {"HtmlPart": "<p>{{Attributes.plan.[0]}} {{DiscountCode}}</p>"},
         DEFAULTS, NOW)
     assert isinstance(prepared, Prepared)
-    msg = prepared.message
+    assert prepared.message.mail_from == "news@example.com"  # the request's From
+    assert prepared.message.rcpt_to == ("jane@example.com",)
+    msg = prepared.message.parsed()
     assert msg["Subject"] == "Jane, our spring sale starts now"
     assert msg["To"] == "jane@example.com"
     assert "pro SPRING25" in msg.get_body(("html",)).get_content()  # type: ignore[union-attr]

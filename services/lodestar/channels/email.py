@@ -2,8 +2,10 @@
 
 ``SmtpSender`` holds one connection to the configured relay and reuses it for
 every message; it connects lazily, and after a broken connection it connects
-again on the next send. ``send(message)`` never raises for SMTP or network
-trouble: it returns an ``SmtpOutcome``
+again on the next send. ``send(message)`` takes an ``OutgoingEmail`` (the bytes
+``lodestar.core.email_message.build_email`` serialised once, with the envelope)
+or, slower, a stdlib ``EmailMessage`` it flattens itself. It never raises for
+SMTP or network trouble: it returns an ``SmtpOutcome``
 
 - ``DELIVERED``: the relay answered 2xx to DATA (accepted, not yet in the inbox);
 - ``SOFT_BOUNCE``: transient — a 4xx answer, a refused or lost connection, a
@@ -38,6 +40,7 @@ from io import BytesIO
 
 import aiosmtplib
 
+from lodestar.core.email_wire import OutgoingEmail
 from lodestar.settings import Settings
 
 
@@ -145,12 +148,20 @@ class SmtpSender:
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
 
-    async def send(self, message: EmailMessage, *, sender: str | None = None,
+    async def send(self, message: OutgoingEmail | EmailMessage, *, sender: str | None = None,
                    recipients: list[str] | None = None) -> SmtpOutcome:
-        """Deliver ``message`` to the relay. The envelope defaults to From and To/Cc."""
-        mail_from = sender if sender is not None else _addresses(message, "From")[0]
-        rcpt_to = recipients if recipients is not None else (
-            _addresses(message, "To") + _addresses(message, "Cc"))
+        """Deliver ``message`` to the relay. The envelope defaults to the message's own
+        (an ``EmailMessage``'s From and To/Cc).
+
+        An ``OutgoingEmail`` goes out as its bytes; to a relay without 8BITMIME its
+        7-bit variant is sent."""
+        if isinstance(message, OutgoingEmail):
+            mail_from = sender if sender is not None else message.mail_from
+            rcpt_to = recipients if recipients is not None else list(message.rcpt_to)
+        else:
+            mail_from = sender if sender is not None else _addresses(message, "From")[0]
+            rcpt_to = recipients if recipients is not None else (
+                _addresses(message, "To") + _addresses(message, "Cc"))
         async with self._lock:
             for attempt in (1, 2):
                 fresh = self._smtp is None or not self._smtp.is_connected
@@ -206,7 +217,7 @@ class SmtpSender:
         self._smtp = smtp
         return smtp
 
-    async def _transaction(self, smtp: aiosmtplib.SMTP, message: EmailMessage,
+    async def _transaction(self, smtp: aiosmtplib.SMTP, message: OutgoingEmail | EmailMessage,
                            mail_from: str, rcpt_to: list[str]) -> SmtpOutcome:
         stage = Stage.MAIL
         try:
@@ -224,7 +235,7 @@ class SmtpSender:
             for rcpt in rcpt_to:
                 await smtp.rcpt(rcpt, encoding="utf-8" if utf8 else "ascii")
             stage = Stage.DATA
-            response = await smtp.data(_flatten(message, utf8=utf8, eight_bit=eight_bit))
+            response = await smtp.data(_wire(message, utf8=utf8, eight_bit=eight_bit))
         except aiosmtplib.SMTPResponseException as exc:
             outcome = classify(exc.code, exc.message, stage)
             reusable = exc.code not in (421,)
@@ -248,6 +259,14 @@ async def _reset(smtp: aiosmtplib.SMTP) -> bool:
 def _addresses(message: EmailMessage, header: str) -> list[str]:
     return [addr for _, addr in getaddresses([str(v) for v in message.get_all(header, [])])
             if addr]
+
+
+def _wire(message: OutgoingEmail | EmailMessage, *, utf8: bool, eight_bit: bool) -> bytes:
+    if isinstance(message, OutgoingEmail):
+        if eight_bit or message.seven_bit is None:
+            return message.data
+        return message.seven_bit
+    return _flatten(message, utf8=utf8, eight_bit=eight_bit)
 
 
 def _flatten(message: EmailMessage, *, utf8: bool, eight_bit: bool) -> bytes:

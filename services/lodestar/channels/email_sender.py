@@ -6,7 +6,8 @@ PostgreSQL round and one publish round per chunk, commit after acks) with the
 email plugin here:
 
 - ``prepare``: opt-out / INACTIVE → ``_email.rejected``; template → render →
-  MIME (``core.email_sending.prepare_email``) or ``_email.rendering_failure``;
+  MIME bytes with their envelope (``core.email_sending.prepare_email``,
+  serialised once) or ``_email.rendering_failure``;
 - ``send``: one of ``connections`` reusable SMTP connections
   (``channels.email.SmtpSender``); 250 → ACCEPTED, 4xx or no answer → RETRY
   (a soft bounce), 5xx at rcpt/data → DEAD_ADDRESS (a hard bounce: the address
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 from lodestar.channels.channel_sender import (
@@ -50,6 +50,7 @@ from lodestar.core.email_sending import (
     smtp_records,
     unknown_outcome_records,
 )
+from lodestar.core.email_wire import OutgoingEmail
 from lodestar.core.provider_outcome import ProviderOutcome, ProviderOutcomeKind
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
@@ -113,7 +114,7 @@ class SmtpPool:
         for sender in self._senders:
             self._free.put_nowait(sender)
 
-    async def send(self, message: EmailMessage) -> SmtpOutcome:
+    async def send(self, message: OutgoingEmail) -> SmtpOutcome:
         sender = await self._free.get()
         try:
             return await sender.send(message)
@@ -141,7 +142,7 @@ class EmailPlugin:
         self.smtp = smtp
 
     def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
-                template_error: str | None, now_ms: int) -> Deliverable[EmailMessage] | Ended:
+                template_error: str | None, now_ms: int) -> Deliverable[OutgoingEmail] | Ended:
         subject = DeliverySubject.from_send_request(request)
         skip = screen(request)
         if skip is not None:
@@ -157,11 +158,11 @@ class EmailPlugin:
         return skip_records(subject, Skip(SkipReason.SUPPRESSED,
                                           "the address is on the suppression list"), now_ms)
 
-    async def send(self, payload: EmailMessage) -> ProviderOutcome:
+    async def send(self, payload: OutgoingEmail) -> ProviderOutcome:
         return provider_outcome(await self.smtp.send(payload))
 
     def outcome_records(self, request: Mapping[str, Any], subject: DeliverySubject,
-                        payload: EmailMessage, outcome: ProviderOutcome, attempts: int,
+                        payload: OutgoingEmail, outcome: ProviderOutcome, attempts: int,
                         sent_ms: int, now_ms: int) -> list[Record]:
         final = FinalOutcome(_smtp_kind(outcome), outcome.status_code, outcome.message,
                              outcome.stage or "data", attempts)
@@ -184,7 +185,7 @@ def email_defaults(settings: Settings) -> EmailDefaults:
     )
 
 
-class EmailSender(ChannelSender[EmailMessage]):
+class EmailSender(ChannelSender[OutgoingEmail]):
     """Consumes ``<prefix>.send.email`` until ``stop()``; see the module doc."""
 
     def __init__(self, settings: Settings, config: EmailSenderConfig | None = None, *,

@@ -1,7 +1,10 @@
 """Building one email from a rendered template, with signed tracking links.
 
 Pure: no I/O. ``build_email(...)`` turns an EMAIL ``Rendered`` (Subject,
-HtmlPart and/or TextPart, custom headers) into a stdlib ``EmailMessage``:
+HtmlPart and/or TextPart, custom headers) into an ``OutgoingEmail``: the bytes
+of SMTP DATA plus the envelope (From and To addr-specs), serialised once by
+``lodestar.core.email_wire`` as the stdlib's ``EmailMessage`` + ``policy.SMTP``
+generator wrote it (SMTPUTF8 headers when the envelope is not ASCII):
 
 - ``multipart/alternative`` text + HTML, or a single ``text/plain`` or
   ``text/html`` part when the template has only one of them (UTF-8);
@@ -9,7 +12,8 @@ HtmlPart and/or TextPart, custom headers) into a stdlib ``EmailMessage``:
   ``now_ms``); a deterministic ``Message-ID`` from the Lodestar message id and
   a configured domain; ``X-Lodestar-Message-Id`` carrying the id as is;
 - the template's custom headers, in order, refusing any that would replace a
-  header Lodestar sets itself (``STRUCTURAL_HEADERS``);
+  header Lodestar sets itself (``STRUCTURAL_HEADERS``), a second one of a
+  header allowed once (``Orig-Date``), NUL and line breaks of any kind;
 - ``List-Unsubscribe`` (``<mailto:…>`` and/or ``<https://…>``) and, with an
   https URL, ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058).
 
@@ -37,19 +41,29 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
-from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
-from email.message import EmailMessage
-from email.policy import Policy
 from email.utils import format_datetime
 from enum import StrEnum
 from html import escape, unescape
 from html.parser import HTMLParser
-from typing import cast
 
+from lodestar.core.email_wire import (
+    UNIQUE,
+    VERBATIM_HEADERS,
+    Mailbox,
+    OutgoingEmail,
+    TextBody,
+    WireError,
+    address_header,
+    assemble,
+    has_line_break,
+    mailbox,
+    text_body,
+    unstructured,
+    verbatim,
+)
 from lodestar.core.templates import Rendered, TemplateType
 
 TOKEN_VERSION = "1"
@@ -298,18 +312,17 @@ def message_id_header(message_id: str, domain: str) -> str:
     return f"<{local}.lodestar@{domain}>"
 
 
-def _address(value: str, field: str) -> str:
+def _mailbox(value: str, field: str) -> Mailbox:
     if not value or "\r" in value or "\n" in value:
         raise EmailBuildError(field, "must be one address without line breaks")
-    try:
-        probe = EmailMessage(policy=policy.default)
-        probe["To"] = value
-        addresses = probe["To"].addresses
-    except (ValueError, IndexError, TypeError):
-        raise EmailBuildError(field, f"{value!r} is not an email address") from None
-    if len(addresses) != 1 or not isinstance(addresses[0], Address) \
-            or not addresses[0].username or not addresses[0].domain or probe["To"].defects:
+    found = mailbox(value)
+    if found is None:
         raise EmailBuildError(field, f"{value!r} is not one email address")
+    return found
+
+
+def _address(value: str, field: str) -> str:
+    _mailbox(value, field)
     return value
 
 
@@ -345,43 +358,11 @@ def _custom_header(name: str, value: str, field: str) -> tuple[str, str]:
         raise EmailBuildError(field, f"{name!r} is not a header name")
     if name.lower() in STRUCTURAL_HEADERS:
         raise EmailBuildError(field, f"{name} is set by Lodestar and cannot be overridden")
-    if "\r" in value or "\n" in value or "\0" in value:
+    if "\0" in value or has_line_break(value):
         raise EmailBuildError(field, "a header value may not hold line breaks")
     if len(value) > MAX_HEADER_VALUE:
         raise EmailBuildError(field, f"at most {MAX_HEADER_VALUE} characters")
     return name, value
-
-
-class _VerbatimHeader(UnstructuredHeader):
-    """An ASCII header folded only at its spaces and never turned into RFC 2047
-    encoded words, whatever the generator's line length: a long URL or id in
-    ``List-Unsubscribe``, ``Message-ID`` or ``X-Lodestar-Message-Id`` must reach the mail client
-    as written."""
-
-    name: str
-
-    def fold(self, *, policy: Policy) -> str:
-        value = str(self)
-        if not value.isascii():
-            return str(super().fold(policy=policy))  # type: ignore[misc]
-        limit = policy.max_line_length or 998
-        lines = [f"{self.name}:"]
-        for word in value.split():
-            if len(lines[-1]) + 1 + len(word) > limit and lines[-1] != f"{self.name}:":
-                lines.append("")
-            lines[-1] += " " + word
-        return policy.linesep.join(lines) + policy.linesep
-
-
-def _message_policy() -> Policy:
-    registry = HeaderRegistry()
-    for name in ("list-unsubscribe", "x-lodestar-message-id", "message-id"):
-        registry.map_to_type(name, cast("type[BaseHeader]", _VerbatimHeader))
-    return policy.default.clone(header_factory=registry)
-
-
-MESSAGE_POLICY = _message_policy()
-"""``policy.default`` with headers whose URLs and ids are never encoded or split."""
 
 
 # -------------------------------------------------------------------- build
@@ -399,8 +380,9 @@ def build_email(
     extra_headers: Sequence[tuple[str, str]] = (),
     unsubscribe: Unsubscribe | None = None,
     tracking: Tracking | None = None,
-) -> EmailMessage:
-    """The email to send for ``rendered`` (an EMAIL render) to ``to_address``.
+) -> OutgoingEmail:
+    """The email to send for ``rendered`` (an EMAIL render) to ``to_address``, as the
+    bytes of SMTP DATA with its envelope (From and To addr-specs).
 
     ``extra_headers`` come after the template's headers (e.g. the send request's
     own Headers). Raises ``EmailBuildError``.
@@ -412,38 +394,73 @@ def build_email(
     text = rendered.parts.get("TextPart")
     if subject is None:
         raise EmailBuildError("Subject", "an email needs a Subject")
-    if "\r" in subject or "\n" in subject:
+    if has_line_break(subject):
         raise EmailBuildError("Subject", "may not hold line breaks")
     if html is None and text is None:
         raise EmailBuildError("HtmlPart", "an email needs an HtmlPart or a TextPart")
-    if not message_id or "\r" in message_id or "\n" in message_id or len(message_id) > 512:
+    if not message_id or has_line_break(message_id) or len(message_id) > 512:
         raise EmailBuildError("message_id", "must be 1-512 characters without line breaks")
 
     custom = [_custom_header(name, value, f"Headers.{name}")
               for name, value in (*rendered.headers, *extra_headers)]
+    unique = [name.lower() for name, _ in custom if name.lower() in UNIQUE]
+    if len(unique) != len(set(unique)):
+        name = next(n for n in unique if unique.count(n) > 1)
+        raise EmailBuildError(f"Headers.{name}", "may appear only once")
     list_headers = list_unsubscribe_headers(unsubscribe, message_id) if unsubscribe else []
 
     if html is not None and tracking is not None:
         keep = frozenset({unsubscribe.url}) if unsubscribe and unsubscribe.url else frozenset()
         html = rewrite_html(html, tracking, message_id, keep=keep)
 
-    msg = EmailMessage(policy=MESSAGE_POLICY)
-    msg["From"] = _address(from_address, "from_address")
-    msg["To"] = _address(to_address, "to_address")
-    if reply_to:
-        msg["Reply-To"] = ", ".join(_address(a, f"reply_to[{i}]") for i, a in enumerate(reply_to))
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(datetime.fromtimestamp(now_ms / 1000, UTC))
-    msg["Message-ID"] = message_id_header(message_id, message_id_domain)
-    msg["X-Lodestar-Message-Id"] = message_id
-    for name, value in (*list_headers, *custom):
-        msg[name] = value
+    sender = _mailbox(from_address, "from_address")
+    recipient = _mailbox(to_address, "to_address")
+    replies = [_mailbox(a, f"reply_to[{i}]") for i, a in enumerate(reply_to)]
+    utf8 = not (sender.addr_spec + recipient.addr_spec).isascii()
 
-    if text is not None:
-        msg.set_content(text, subtype="plain", charset="utf-8")
-        if html is not None:
-            msg.add_alternative(html, subtype="html", charset="utf-8")
-    else:
-        assert html is not None
-        msg.set_content(html, subtype="html", charset="utf-8")
-    return msg
+    headers: list[bytes] = []
+    wanted: list[tuple[str, str, Callable[[], bytes]]] = [
+        ("from_address", "From", lambda: address_header(
+            "From", from_address, plain=sender.plain, utf8=utf8)),
+        ("to_address", "To", lambda: address_header(
+            "To", to_address, plain=recipient.plain, utf8=utf8)),
+    ]
+    if reply_to:
+        wanted.append(("reply_to", "Reply-To", lambda: address_header(
+            "Reply-To", ", ".join(reply_to), plain=all(r.plain for r in replies), utf8=utf8)))
+    wanted += [
+        ("Subject", "Subject", lambda: unstructured("Subject", subject, utf8=utf8)),
+        ("now_ms", "Date", lambda: _date_header(now_ms)),
+        ("message_id", "Message-ID", lambda: verbatim(
+            "Message-ID", message_id_header(message_id, message_id_domain), utf8=utf8)),
+        ("message_id", "X-Lodestar-Message-Id", lambda: verbatim(
+            "X-Lodestar-Message-Id", message_id, utf8=utf8)),
+    ]
+    for field, name, write in wanted:
+        try:
+            headers.append(write())
+        except (WireError, UnicodeError) as exc:
+            raise EmailBuildError(field, f"{name}: {exc}") from None
+    for field, pairs in (("unsubscribe", list_headers), ("Headers", custom)):
+        for name, value in pairs:
+            try:
+                headers.append(verbatim(name, value, utf8=utf8)
+                               if name.lower() in VERBATIM_HEADERS
+                               else unstructured(name, value, utf8=utf8))
+            except (WireError, UnicodeError) as exc:
+                raise EmailBuildError(f"{field}.{name}", str(exc)) from None
+
+    parts: list[tuple[str, TextBody]] = []
+    for subtype, part, field in (("plain", text, "TextPart"), ("html", html, "HtmlPart")):
+        if part is not None:
+            try:
+                parts.append((subtype, text_body(part)))
+            except UnicodeError:
+                raise EmailBuildError(field, "is not valid Unicode text") from None
+    return assemble(headers, parts, mail_from=sender.addr_spec,
+                    rcpt_to=[recipient.addr_spec], boundary_seed=message_id)
+
+
+def _date_header(now_ms: int) -> bytes:
+    value = format_datetime(datetime.fromtimestamp(now_ms / 1000, UTC))
+    return f"Date: {value}\r\n".encode("ascii")

@@ -11,7 +11,8 @@ template and the dedupe row, talks SMTP and Kafka; this module decides:
   to render: the stored template (or nothing), overlaid by the request's
   non-null ``subject``/``html_body``/``text_body`` (which are Handlebars too).
 - ``prepare_email(...)``: render it against the request's endpoint snapshot
-  and substitutions and build the MIME message; ``Prepared`` or
+  and substitutions and build the MIME message as the bytes SMTP sends
+  (``OutgoingEmail``: data plus envelope); ``Prepared`` or
   ``RenderingFailed`` (template invalid or missing, render failure, header
   refused by ``build_email``): never a half-built message.
 - ``claim_verdict(...)``: what to do with a message id given its dedupe row
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 from enum import StrEnum
 from typing import Any
 
@@ -44,6 +44,7 @@ from lodestar.core.email_message import (
     build_email,
     unsubscribe_url,
 )
+from lodestar.core.email_wire import OutgoingEmail
 from lodestar.core.endpoint_view import endpoint_response
 from lodestar.core.template_context import RecipientContext, address_context
 from lodestar.core.template_values import ValueList
@@ -156,7 +157,8 @@ def email_definition(
 
 @dataclass(frozen=True)
 class Prepared:
-    message: EmailMessage
+    message: OutgoingEmail
+    """The serialised message with its envelope, ready for SMTP DATA."""
     from_address: str
 
 
