@@ -11,9 +11,9 @@ time:
    provider (``channels.sent_messages``); an id that already has a row is
    decided by ``core.email_sending.claim_verdict``: republish its stored
    records, leave it to a live claimant, or finish it as sent with an unknown
-   outcome — never send it twice. The next chunk is claimed and prepared while
-   the current one is with the provider, so a crash can leave at most two
-   chunks (the messages in flight and the next ones) with an unknown outcome;
+   outcome — never send it twice. A crash can therefore leave at most one
+   chunk (the messages actually in flight) with an unknown outcome. The next
+   chunk is rendered (not claimed) while the current one is with the provider;
 3. ``plugin.prepare`` (pure: opt-out / INACTIVE screening, template
    rendering, routing) ends a message with its records or makes it
    deliverable; deliverable addresses on the suppression list end as rejected;
@@ -288,17 +288,19 @@ class ChannelSender(Generic[P]):
         pending = chunks(items, max(1, self.config.concurrency))
         if not pending:
             return
-        # Pipeline: chunk k+1 is claimed and prepared (PostgreSQL, rendering) while
-        # chunk k is with the provider. So at most two chunks are claimed and unfinished.
-        ready = asyncio.ensure_future(
-            self._prepare_chunk(pending[0], store, templates, template_cache))
+        # Pipeline: chunk k+1 is rendered and screened while chunk k is with the
+        # provider. Claims stay right before delivery, so at most one chunk is claimed
+        # and unfinished at any time (and a repeated id finds the first one's row).
+        ready = asyncio.ensure_future(self._prepare_chunk(pending[0], templates,
+                                                          template_cache))
         for k, chunk in enumerate(pending):
-            deliverable = await ready
+            prepared = await ready
+            deliverable = await self._claim_chunk(chunk, prepared, store)
             delivering = asyncio.ensure_future(
                 asyncio.gather(*(self._deliver(item, d) for item, d in deliverable)))
             if k + 1 < len(pending):
                 ready = asyncio.ensure_future(
-                    self._prepare_chunk(pending[k + 1], store, templates, template_cache))
+                    self._prepare_chunk(pending[k + 1], templates, template_cache))
             try:
                 await delivering
             except BaseException:
@@ -309,36 +311,42 @@ class ChannelSender(Generic[P]):
         if futures:
             await asyncio.gather(*futures)
 
-    async def _prepare_chunk(self, items: list[_Item], store: SentMessages,
-                             templates: TemplatesRepository,
+    async def _prepare_chunk(self, items: list[_Item], templates: TemplatesRepository,
                              template_cache: dict[tuple[str, str | None],
                                                   tuple[Any, str | None]]
-                             ) -> list[tuple[_Item, Deliverable[P]]]:
-        """Claim ``items`` (at most ``concurrency``) and prepare and screen them: what is
-        left to deliver. Items that end here carry their records and final state."""
+                             ) -> dict[str, Deliverable[P] | Ended]:
+        """Render and screen ``items`` (pure work and reads, no claim): by message id."""
+        out: dict[str, Deliverable[P] | Ended] = {}
+        for item in items:
+            template, error = await self._template(item.request, templates, template_cache)
+            out[item.request["message_id"]] = self.plugin.prepare(
+                item.request, template, error, _now_ms())
+        return out
+
+    async def _claim_chunk(self, items: list[_Item], prepared: dict[str, Deliverable[P] | Ended],
+                           store: SentMessages) -> list[tuple[_Item, Deliverable[P]]]:
+        """Claim ``items`` (at most ``concurrency``) in one transaction, right before they
+        are sent; what is left to deliver. Items that end here carry their records and
+        final state (already claimed elsewhere, skipped, not rendered, suppressed)."""
         rows = await store.claim_many(
             [(i.request["message_id"], i.request["app_id"]) for i in items])
-        to_send: list[_Item] = []
+        deliverable: list[tuple[_Item, Deliverable[P]]] = []
         for item in items:
             row = rows.get(item.request["message_id"])
-            if row is None:
-                to_send.append(item)
-            else:
+            if row is not None:
                 await self._already_claimed(item, row, store)
-        deliverable: list[tuple[_Item, Deliverable[P]]] = []
-        for item in to_send:
-            template, error = await self._template(item.request, templates, template_cache)
-            prepared = self.plugin.prepare(item.request, template, error, _now_ms())
-            if isinstance(prepared, Ended):
-                item.records = prepared.records
-                item.finish = Finish(item.request["message_id"], prepared.state,
-                                     prepared.records, outcome_kind=prepared.kind.upper())
-                if prepared.kind == "skipped":
+                continue
+            outcome = prepared[item.request["message_id"]]
+            if isinstance(outcome, Ended):
+                item.records = outcome.records
+                item.finish = Finish(item.request["message_id"], outcome.state,
+                                     outcome.records, outcome_kind=outcome.kind.upper())
+                if outcome.kind == "skipped":
                     self.stats.skipped += 1
                 else:
                     self.stats.failed += 1
                 continue
-            deliverable.append((item, prepared))
+            deliverable.append((item, outcome))
         return await self._screen_suppressed(deliverable)
 
     async def _finish_chunk(self, items: list[_Item],
