@@ -6,23 +6,24 @@ time:
 
 1. decode every record (undecodable, or on the wrong channel → the topic's
    DLQ with the reason);
-2. work the batch in chunks of ``concurrency`` requests: claim a chunk's
-   message ids in one PostgreSQL transaction **before** anything reaches a
-   provider (``channels.sent_messages``); an id that already has a row is
-   decided by ``core.email_sending.claim_verdict``: republish its stored
-   records, leave it to a live claimant, or finish it as sent with an unknown
-   outcome — never send it twice. A crash can therefore leave at most one
-   chunk (the messages actually in flight) with an unknown outcome. The next
-   chunk is rendered (not claimed) while the current one is with the provider;
+2. deliver through a sliding window of ``concurrency`` sends: message ids are
+   claimed in PostgreSQL (one transaction per group, ``channels.sent_messages``)
+   only when window slots are free for them, **before** anything reaches a
+   provider; an id that already has a row is decided by
+   ``core.email_sending.claim_verdict``: republish its stored records, leave it
+   to a live claimant, or finish it as sent with an unknown outcome — never send
+   it twice. A crash can therefore leave at most ``concurrency`` messages (the
+   ones in flight) with an unknown outcome. The next group is rendered while
+   the current ones are with the provider;
 3. ``plugin.prepare`` (pure: opt-out / INACTIVE screening, template
    rendering, routing) ends a message with its records or makes it
    deliverable; deliverable addresses on the suppression list end as rejected;
-4. deliver the chunk's messages at once, each through the
+4. each send goes through the
    per-provider token bucket (``core.rate_limit``), retrying RETRY outcomes
    with backoff and jitter within the budget (``core.retry_policy``,
    honouring Retry-After); a message whose budget runs out also goes to the
    DLQ (RETRIES_EXHAUSTED);
-5. store the chunk's final states in one round, publish the delivery records on
+5. store finished messages' final states in rounds, publish their delivery records on
    ``<prefix>.deliveries`` and, for dead addresses (DEAD_ADDRESS: FCM
    UNREGISTERED, APNs 410 …), a DEACTIVATE command making the endpoint
    INACTIVE — or, for channels that keep endpoints (email hard bounces), an
@@ -192,6 +193,7 @@ class _Item:
     finish: Finish | None = None
     dead_address: bool = False
     exhausted: str | None = None
+    address: str | None = None
 
 
 class ChannelSender(Generic[P]):
@@ -213,6 +215,7 @@ class ChannelSender(Generic[P]):
         self._stopping = asyncio.Event()
         self._bucket = TokenBucket(self.config.rate_per_s, max(1, self.config.burst))
         self._bucket_lock = asyncio.Lock()
+        self._failures: list[BaseException] = []
         self._budget = RetryBudget(self.config.max_attempts, self.config.retry_deadline_s)
 
     def stop(self) -> None:
@@ -282,34 +285,106 @@ class ChannelSender(Generic[P]):
     async def _batch(self, records: Sequence[Any], store: SentMessages,
                      templates: TemplatesRepository, producer: AIOKafkaProducer,
                      dead_letters: DeadLetterPublisher) -> None:
+        """Deliver one polled batch through a sliding window of ``concurrency`` sends.
+
+        A message is claimed only when a slot is free for it (claims go in groups of
+        at least a quarter of the window), so at most ``concurrency`` messages are
+        claimed and unfinished at any time: what a crash can leave unknown. A retry's
+        backoff holds its own slot only. Rendering of the next group overlaps the
+        sends; finished messages are stored and published in rounds; the caller
+        commits the batch once every record of it is acknowledged."""
         items = await self._decode(records, dead_letters)
-        template_cache: dict[tuple[str, str | None], tuple[Any, str | None]] = {}
-        futures: list[asyncio.Future[Any]] = []
-        pending = chunks(items, max(1, self.config.concurrency))
-        if not pending:
+        if not items:
             return
-        # Pipeline: chunk k+1 is rendered and screened while chunk k is with the
-        # provider. Claims stay right before delivery, so at most one chunk is claimed
-        # and unfinished at any time (and a repeated id finds the first one's row).
-        ready = asyncio.ensure_future(self._prepare_chunk(pending[0], templates,
-                                                          template_cache))
-        for k, chunk in enumerate(pending):
-            prepared = await ready
-            deliverable = await self._claim_chunk(chunk, prepared, store)
-            delivering = asyncio.ensure_future(
-                asyncio.gather(*(self._deliver(item, d) for item, d in deliverable)))
-            if k + 1 < len(pending):
-                ready = asyncio.ensure_future(
-                    self._prepare_chunk(pending[k + 1], templates, template_cache))
-            try:
-                await delivering
-            except BaseException:
-                ready.cancel()
-                raise
-            await self._finish_chunk(chunk, deliverable, store)
-            futures += await self._publish(chunk, producer, dead_letters)
-        if futures:
-            await asyncio.gather(*futures)
+        window = max(1, self.config.concurrency)
+        cache: dict[tuple[str, str | None], tuple[Any, str | None]] = {}
+        in_flight: dict[str, asyncio.Task[None]] = {}
+        done: list[_Item] = []
+        acks: list[asyncio.Future[Any]] = []
+        groups = chunks(items, window)
+        ready = asyncio.ensure_future(self._prepare_chunk(groups[0], templates, cache))
+        try:
+            for k, group in enumerate(groups):
+                prepared = await ready
+                if k + 1 < len(groups):
+                    ready = asyncio.ensure_future(
+                        self._prepare_chunk(groups[k + 1], templates, cache))
+                queue = list(group)
+                while queue:
+                    head = queue[0].request["message_id"]
+                    free = window - len(in_flight)
+                    if head in in_flight or free < min(len(queue), max(1, window // 4)):
+                        # a repeated id waits for the first one to finish, so it finds
+                        # the stored row and republishes its records
+                        await asyncio.wait(list(in_flight.values()),
+                                           return_when=asyncio.FIRST_COMPLETED)
+                        acks += await self._flush(done, store, producer, dead_letters)
+                        continue
+                    take: list[_Item] = []
+                    while (queue and len(take) < free
+                           and queue[0].request["message_id"] not in in_flight):
+                        take.append(queue.pop(0))
+                    deliverable = await self._claim_chunk(take, prepared, store)
+                    sending = {id(item) for item, _ in deliverable}
+                    done.extend(i for i in take if id(i) not in sending)
+                    for item, d in deliverable:
+                        self._start(item, d, in_flight, done)
+                    acks += await self._flush(done, store, producer, dead_letters)
+            while in_flight:
+                await asyncio.wait(list(in_flight.values()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                acks += await self._flush(done, store, producer, dead_letters)
+            acks += await self._flush(done, store, producer, dead_letters)
+        except BaseException:
+            ready.cancel()
+            for task in in_flight.values():
+                task.cancel()
+            raise
+        if acks:
+            await asyncio.gather(*acks)
+
+    def _start(self, item: _Item, d: Deliverable[P], in_flight: dict[str, asyncio.Task[None]],
+               done: list[_Item]) -> None:
+        message_id = item.request["message_id"]
+        item.address = d.address
+        task = asyncio.ensure_future(self._deliver(item, d))
+        in_flight[message_id] = task
+
+        def finished(t: asyncio.Task[None]) -> None:
+            in_flight.pop(message_id, None)
+            if t.cancelled():
+                return
+            failure = t.exception()
+            if failure is not None:
+                self._failures.append(failure)  # re-raised by the next _flush
+                return
+            done.append(item)
+
+        task.add_done_callback(finished)
+
+    async def _flush(self, done: list[_Item], store: SentMessages, producer: AIOKafkaProducer,
+                     dead_letters: DeadLetterPublisher) -> list[asyncio.Future[Any]]:
+        """Store and publish the items finished since the last flush (one round each).
+        A send that raised (a bug, not a provider answer) is raised here: the batch is
+        not committed and its claims stay, so nothing is sent twice after a restart."""
+        if self._failures:
+            raise self._failures.pop(0)
+        if not done:
+            return []
+        items = list(done)
+        done.clear()
+        await store.finish_many([i.finish for i in items if i.finish is not None])
+        if self._suppression is not None and not self.plugin.deactivates_dead_addresses:
+            for item in items:
+                if item.dead_address and item.address is not None:
+                    try:
+                        await self._suppression.add_bounce(
+                            item.request["app_id"], self.plugin.channel.value, item.address,
+                            item.request["message_id"])
+                    except asyncpg.PostgresError as exc:  # e.g. the app was deleted
+                        log.warning("message %s: %s not added to the suppression list: %s",
+                                    item.request["message_id"], item.address, exc)
+        return await self._publish(items, producer, dead_letters)
 
     async def _prepare_chunk(self, items: list[_Item], templates: TemplatesRepository,
                              template_cache: dict[tuple[str, str | None],
@@ -348,22 +423,6 @@ class ChannelSender(Generic[P]):
                 continue
             deliverable.append((item, outcome))
         return await self._screen_suppressed(deliverable)
-
-    async def _finish_chunk(self, items: list[_Item],
-                            deliverable: list[tuple[_Item, Deliverable[P]]],
-                            store: SentMessages) -> None:
-        """Store the chunk's final states in one round; hard bounces onto the list."""
-        await store.finish_many([i.finish for i in items if i.finish is not None])
-        if self._suppression is not None and not self.plugin.deactivates_dead_addresses:
-            for item, d in deliverable:
-                if item.dead_address:
-                    try:
-                        await self._suppression.add_bounce(
-                            item.request["app_id"], self.plugin.channel.value, d.address,
-                            item.request["message_id"])
-                    except asyncpg.PostgresError as exc:  # e.g. the app was deleted
-                        log.warning("message %s: %s not added to the suppression list: %s",
-                                    item.request["message_id"], d.address, exc)
 
     async def _decode(self, records: Sequence[Any],
                       dead_letters: DeadLetterPublisher) -> list[_Item]:
