@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,16 @@ def test_prepare_renders_the_endpoint_snapshot_and_drops_own_headers() -> None:
     # the request's own List-Unsubscribe is replaced by Lodestar's signed one
     assert msg.get_all("List-Unsubscribe") == [msg["List-Unsubscribe"]]
     assert "https://t.example.test/t/u/" in msg["List-Unsubscribe"]
+
+
+def test_an_http_tracking_base_keeps_tracking_but_drops_one_click() -> None:
+    http = dataclasses.replace(DEFAULTS, tracking_base_url="http://127.0.0.1:8080")
+    prepared = prepare_email(_request(), {"HtmlPart": "<a href=\"https://x.test/\">x</a>"},
+                             http, NOW)
+    assert isinstance(prepared, Prepared)  # not a rendering failure
+    msg = prepared.message.parsed()
+    assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
+    assert "http://127.0.0.1:8080/t/c/" in msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
 
 
 def test_prepare_reports_rendering_failures() -> None:

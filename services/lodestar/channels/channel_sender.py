@@ -320,6 +320,8 @@ class ChannelSender(Generic[P]):
                                            return_when=asyncio.FIRST_COMPLETED)
                         acks += await self._flush(done, store, producer, dead_letters)
                         continue
+                    # store what finished first: a repeated id must find the stored row
+                    acks += await self._flush(done, store, producer, dead_letters)
                     take: list[_Item] = []
                     while (queue and len(take) < free
                            and queue[0].request["message_id"] not in in_flight):

@@ -21,6 +21,7 @@ A claim left by a sender that died mid-send becomes ``_email.send`` with
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,8 @@ from lodestar.core.email_wire import OutgoingEmail
 from lodestar.core.provider_outcome import ProviderOutcome, ProviderOutcomeKind
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _RECIPIENT_STAGES = frozenset({"rcpt", "data"})
 
@@ -194,6 +197,12 @@ class EmailSender(ChannelSender[OutgoingEmail]):
                  sleep: Sleep = asyncio.sleep) -> None:
         config = config or EmailSenderConfig()
         self.smtp_config = smtp or SmtpConfig.from_settings(settings)
+        if settings.smtp_tracking_secret and not settings.smtp_tracking_base_url.startswith(
+                "https://"):
+            log.warning("LODESTAR_SMTP_TRACKING_BASE_URL %s is not https: messages go out "
+                        "without the one-click List-Unsubscribe header (RFC 8058 needs "
+                        "https); opens and clicks are still tracked",
+                        settings.smtp_tracking_base_url)
         pool = SmtpPool(self.smtp_config, config.connections)
         super().__init__(settings, EmailPlugin(email_defaults(settings), pool),
                          config.runner(), codec=codec, suppression=suppression, sleep=sleep)

@@ -201,7 +201,10 @@ def prepare_email(
     if defaults.tracking_secret is not None:
         tracking = Tracking(defaults.tracking_base_url, defaults.tracking_secret,
                             app_id=request["app_id"], endpoint_id=request.get("endpoint_id"))
-        unsubscribe = Unsubscribe(url=unsubscribe_url(tracking, request["message_id"]))
+        if defaults.tracking_base_url.lower().startswith("https://"):
+            # RFC 8058 one-click needs https; over http (a local setup) the message
+            # keeps open/click tracking and goes out without List-Unsubscribe.
+            unsubscribe = Unsubscribe(url=unsubscribe_url(tracking, request["message_id"]))
     from_address = content.get("from_address") or defaults.from_address
     try:
         message = build_email(
