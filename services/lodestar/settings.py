@@ -72,6 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the CLI reaches a worker's web server."),
     Setting("LODESTAR_SINK_BATCH_SIZE", "5000",
             "Rows per ClickHouse insert at most; a batch is flushed when full …"),
+    Setting("LODESTAR_CLICKHOUSE_TTL_DAYS", "0",
+            "Days ClickHouse keeps raw events, deliveries, journey steps and membership "
+            "changes (a TTL on each table); 0 keeps them forever. Daily rollups are kept."),
     Setting("LODESTAR_SINK_FLUSH_SECONDS", "1.0",
             "… or when its oldest row has waited this long."),
     Setting("LODESTAR_LOG_LEVEL", "INFO", "Log level of Lodestar's processes."),
@@ -135,6 +138,7 @@ class Settings:
     worker_url: str
     sink_batch_size: int
     sink_flush_seconds: float
+    clickhouse_ttl_days: int
     log_level: str
     region: str
     account_id: str
@@ -194,6 +198,7 @@ class Settings:
             worker_url=get("LODESTAR_WORKER_URL").rstrip("/"),
             sink_batch_size=_positive_int(get, "LODESTAR_SINK_BATCH_SIZE"),
             sink_flush_seconds=_positive_float(get, "LODESTAR_SINK_FLUSH_SECONDS"),
+            clickhouse_ttl_days=_ttl_days(get("LODESTAR_CLICKHOUSE_TTL_DAYS")),
             log_level=get("LODESTAR_LOG_LEVEL").upper(),
             region=_region(get("LODESTAR_REGION")),
             account_id=_account_id(get("LODESTAR_ACCOUNT_ID")),
@@ -237,6 +242,14 @@ class Settings:
                 value = "***"
             out[f.name] = value
         return out
+
+
+def _ttl_days(raw: str) -> int:
+    if not raw.isdigit():
+        raise SettingsError(
+            f"LODESTAR_CLICKHOUSE_TTL_DAYS must be 0 (keep forever) or a number of days, "
+            f"got {raw!r}")
+    return int(raw)
 
 
 def _channels(env: Mapping[str, str]) -> ChannelSettings:

@@ -64,3 +64,28 @@ def test_erasing_endpoints_deletes_only_their_rows(
                         "ORDER BY endpoint_id").result_rows
     assert left == [("ep-0", 3), ("ep-2", 3)]
     assert erase_endpoints(client, [None]) == 0
+
+
+def test_ttl_removes_raw_rows_older_than_the_retention(
+    clickhouse_dsn: str, clickhouse_database: str
+) -> None:
+    import time
+
+    from lodestar.analytics.clickhouse import TTL_COLUMNS, apply_ttl
+
+    client = connect(clickhouse_dsn, clickhouse_database)
+    migrate(client)
+    now = int(time.time() * 1000)
+    old = dict(record("old", "pageView"), timestamp=now - 400 * 86_400_000)
+    new = dict(record("new", "pageView"), timestamp=now - 86_400_000)
+    client.insert("events", [event_row(old), event_row(new)], column_names=list(EVENT_COLUMNS))
+    apply_ttl(client, 30)
+    for table in TTL_COLUMNS:
+        assert "toIntervalDay(30)" in scalar(client, f"SHOW CREATE TABLE {table}")
+    client.command("OPTIMIZE TABLE events FINAL")
+    assert [r[0] for r in client.query("SELECT event_id FROM events").result_rows] == ["new"]
+    apply_ttl(client, 0)  # keep forever again
+    assert "TTL" not in scalar(client, "SHOW CREATE TABLE events")
+    apply_ttl(client, 0)  # idempotent
+    with pytest.raises(ValueError):
+        apply_ttl(client, -1)

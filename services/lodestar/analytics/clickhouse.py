@@ -73,3 +73,30 @@ def scalar(client: Client, query: str, parameters: dict[str, Any] | None = None)
     """The first column of the first row of ``query`` (None when empty)."""
     rows = client.query(query, parameters=parameters).result_rows
     return rows[0][0] if rows else None
+
+
+TTL_COLUMNS: dict[str, str] = {
+    "events": "event_time",
+    "deliveries": "event_time",
+    "activity": "step_time",
+    "segment_membership": "change_time",
+}
+"""The raw tables a retention period applies to, and the time column it counts from.
+The daily rollups are kept: they are small and keep whole-day KPIs over any range."""
+
+
+def apply_ttl(client: Client, days: int) -> None:
+    """Keep raw rows ``days`` days (``LODESTAR_CLICKHOUSE_TTL_DAYS``); 0 keeps them forever.
+    Idempotent: run at every start, so changing the setting changes the tables."""
+    if days < 0:
+        raise ValueError("the TTL must be 0 (keep forever) or a number of days")
+    for table, column in TTL_COLUMNS.items():
+        if days:
+            client.command(f"ALTER TABLE {table} MODIFY TTL "
+                           f"toDateTime({column}) + INTERVAL {int(days)} DAY")
+        else:
+            try:
+                client.command(f"ALTER TABLE {table} REMOVE TTL")
+            except Exception as exc:  # no TTL to remove: nothing to do
+                if "TTL" not in str(exc) and "ttl" not in str(exc):
+                    raise

@@ -16,7 +16,7 @@ import logging
 
 from mode import Service
 
-from lodestar.analytics.clickhouse import connect, migrate
+from lodestar.analytics.clickhouse import apply_ttl, connect, migrate
 from lodestar.analytics.erasure import EndpointKey, erase_endpoints, erasure_key
 from lodestar.analytics.sink import (
     EVENTS_TABLE,
@@ -52,6 +52,7 @@ class AnalyticsRuntime:
         applied = migrate(client)
         if applied:
             log.info("ClickHouse migrations applied: %s", ", ".join(applied))
+        apply_ttl(client, self.settings.clickhouse_ttl_days)
         self.writer = ClickHouseWriter(client)
         self.ready.set()
         return self.writer
