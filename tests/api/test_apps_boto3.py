@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -19,18 +19,11 @@ import pytest
 from tests.api.live_api import ADMIN, Api, api_settings, serve
 
 from lodestar.control.apps import AppsRepository
-from lodestar.control.migrate import migrate
 from lodestar.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 CACHE_SECONDS = 0.5
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
 
 
 @pytest.fixture

@@ -8,40 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from tests.api.live_api import ADMIN, Api, api_settings, serve
+from tests.api.live_api import ADMIN, Api
 from tests.api.test_openapi import _Checker
 from tests.api.topic_records import topic_records
 
 from lodestar.api import openapi
 from lodestar.contracts.codec import AvroCodec
-from lodestar.control.migrate import migrate
 from lodestar.core.topics import Topic
-from lodestar.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN[0]}:{ADMIN[1]}"}
 KNOWN_ID = "msg-known-0001"
 FEEDBACK = "/v1/apps/{application-id}/channels/email/feedback"
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
-
-
-@pytest.fixture
-def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
-    configured = api_settings(settings, control_dsn)
-    for url in serve(configured):
-        yield Api(url, configured)
 
 
 def _create_app(api: Api, name: str = "Shop") -> tuple[str, dict[str, str]]:

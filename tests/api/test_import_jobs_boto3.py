@@ -15,21 +15,20 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
-from tests.api.live_api import Api, api_settings, serve
+from tests.api.live_api import Api
 
 from lodestar.api.event_publisher import EventPublisher
 from lodestar.api.job_runner import JobRunner
 from lodestar.contracts.codec import AvroCodec
 from lodestar.control.apps import AppsRepository
 from lodestar.control.jobs import IMPORT, JobsRepository, JobStatus
-from lodestar.control.migrate import migrate
 from lodestar.core.endpoint_import import derived_endpoint_id
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
@@ -46,19 +45,6 @@ CSV_TEXT = (
     "e3,SMS,+15550101,CA,,android,u3,art,,1.5\n"
     ",EMAIL,new@example.com,,,,,,,\n"
 )
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
-
-
-@pytest.fixture
-def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
-    configured = api_settings(settings, control_dsn)
-    for url in serve(configured):
-        yield Api(url, configured)
 
 
 @pytest.fixture

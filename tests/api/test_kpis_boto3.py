@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,6 @@ from tests.analytics import kpi_dataset as ds
 from tests.api.live_api import Api, api_settings, serve
 from tests.conftest import free_port
 
-from lodestar.control.migrate import migrate
 from lodestar.engine.analytics_service import AnalyticsRuntime
 from lodestar.engine.web import create_worker_web
 from lodestar.settings import Settings
@@ -32,12 +31,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.clickhouse]
 
 START = datetime.fromtimestamp(ds.WINDOW[0] / 1000, UTC)
 END = datetime.fromtimestamp(ds.WINDOW[1] / 1000, UTC)
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
 
 
 @pytest.fixture

@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from tests.api.live_api import ADMIN, Api, api_settings, serve
+from tests.api.live_api import ADMIN, Api
 from tests.api.topic_records import topic_records
 
 from lodestar.contracts.codec import AvroCodec
 from lodestar.contracts.keys import control_key
-from lodestar.control.migrate import migrate
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
 
@@ -29,19 +27,6 @@ ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 IOS = {"Demographic": {"Platform": {"DimensionType": "INCLUSIVE", "Values": ["ios"]}},
        "Attributes": {"plan": {"AttributeType": "INCLUSIVE", "Values": ["pro"]}}}
 ANDROID = {"Demographic": {"Platform": {"DimensionType": "INCLUSIVE", "Values": ["android"]}}}
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
-
-
-@pytest.fixture
-def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
-    configured = api_settings(settings, control_dsn)
-    for url in serve(configured):
-        yield Api(url, configured)
 
 
 @pytest.fixture

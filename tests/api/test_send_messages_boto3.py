@@ -5,35 +5,19 @@ its channel's send topic."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
 from botocore.exceptions import ClientError
-from tests.api.live_api import Api, api_settings, serve
+from tests.api.live_api import Api
 from tests.api.topic_records import topic_records
 
 from lodestar.contracts.codec import AvroCodec
 from lodestar.control import endpoint_read_model as read_model
-from lodestar.control.migrate import migrate
 from lodestar.core.topics import Topic
-from lodestar.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
-
-
-@pytest.fixture
-def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
-    configured = api_settings(settings, control_dsn)
-    for url in serve(configured):
-        yield Api(url, configured)
 
 
 def _endpoint(app_id: str, eid: str, channel_type: str, address: str, user: str | None,

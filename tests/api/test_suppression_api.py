@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from tests.api.live_api import ADMIN, Api, api_settings, serve
+from tests.api.live_api import ADMIN, Api
 from tests.api.test_openapi import _Checker
 
 from lodestar.api import openapi
-from lodestar.control.migrate import migrate
-from lodestar.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN[0]}:{ADMIN[1]}"}
 LIST = "/v1/apps/{application-id}/suppressed-destinations"
 ONE = LIST + "/{channel}/{address}"
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
-
-
-@pytest.fixture
-def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
-    configured = api_settings(settings, control_dsn)
-    for url in serve(configured):
-        yield Api(url, configured)
 
 
 def _create_app(api: Api, name: str = "Shop") -> tuple[str, dict[str, str]]:

@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from tests.api.live_api import ADMIN, Api, api_settings, serve
+from tests.api.live_api import ADMIN, Api
 from tests.api.topic_records import topic_records
 
 from lodestar.contracts.codec import AvroCodec
 from lodestar.contracts.keys import control_key
-from lodestar.control.migrate import migrate
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
 
@@ -32,19 +30,6 @@ EMAIL = {"Subject": "Hi {{User.UserAttributes.FirstName.[0]}}",
          "TemplateDescription": "welcome mail", "tags": {"team": "growth"}}
 EMAIL2 = {"Subject": "Second", "TextPart": "v2"}
 EMAIL3 = {"Subject": "Third", "TextPart": "v3"}
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
-
-
-@pytest.fixture
-def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
-    configured = api_settings(settings, control_dsn)
-    for url in serve(configured):
-        yield Api(url, configured)
 
 
 def _fields(response: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,7 +19,6 @@ from tests.api.topic_records import topic_records
 
 from lodestar.api.tracking import PIXEL_GIF
 from lodestar.contracts.codec import AvroCodec
-from lodestar.control.migrate import migrate
 from lodestar.core.email_message import LinkKind, TrackedLink, make_token
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
@@ -29,12 +28,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 SECRET = "tracking-secret-0123456789abcdef0123456789"
 APP = "a" * 32
 TARGET = "https://shop.example.com/sale?x=1&y=%C3%A9"
-
-
-@pytest.fixture
-async def control_dsn(postgres_dsn: str) -> AsyncIterator[str]:
-    await migrate(postgres_dsn)
-    yield postgres_dsn
 
 
 @pytest.fixture

@@ -93,20 +93,27 @@ class Ended:
 
 
 class ChannelPlugin(Protocol[P]):
-    """What the runner needs from one channel: pure decisions plus the transport."""
-
-    channel: Channel
-    topic: Topic
-    template_type: str | None
-    """Template type to look up for ``request.template`` (``SMS``, ``PUSH`` …), or None."""
-    deactivates_dead_addresses: bool
-    """True: a DEAD_ADDRESS makes the endpoint INACTIVE (push tokens, phone numbers);
-    False: the address goes on the suppression list instead (email hard bounces).
+    """What the runner needs from one channel: pure decisions plus the transport.
 
     Optional attribute ``message_price_millicents: float | None``: the price of one
     accepted message (price table, channels priced per message); the runner adds it as
     the ``price_in_millicents_usd`` metric of the message's first record unless the
     plugin priced it itself (SMS prices per part and country)."""
+
+    @property
+    def channel(self) -> Channel: ...
+
+    @property
+    def topic(self) -> Topic: ...
+
+    @property
+    def template_type(self) -> str | None:
+        """Template type to look up for ``request.template`` (``SMS``, ``PUSH`` …)."""
+
+    @property
+    def deactivates_dead_addresses(self) -> bool:
+        """True: a DEAD_ADDRESS makes the endpoint INACTIVE (push tokens, phone numbers);
+        False: the address goes on the suppression list instead (email hard bounces)."""
 
     def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
                 template_error: str | None, now_ms: int) -> Deliverable[P] | Ended: ...

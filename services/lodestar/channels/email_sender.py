@@ -62,29 +62,13 @@ _RECIPIENT_STAGES = frozenset({"rcpt", "data"})
 
 
 @dataclass(frozen=True)
-class EmailSenderConfig:
-    batch_size: int = 500
-    poll_ms: int = 200
+class EmailSenderConfig(ChannelSenderConfig):
+    """The runner's settings (``ChannelSenderConfig``) plus the SMTP connection pool."""
+
     concurrency: int = 32
-    """Messages in flight at once (and the claim chunk)."""
+    """Messages in flight at once (at most this many unknown after a crash)."""
     connections: int = 8
     """SMTP connections kept open to the relay."""
-    rate_per_s: float = 0.0
-    max_attempts: int = 5
-    retry_base_s: float = 0.5
-    retry_cap_s: float = 30.0
-    retry_deadline_s: float = 120.0
-    group_id: str | None = None
-    """Consumer group; default ``<prefix>-sender-email``."""
-    suppression_list: bool = True
-
-    def runner(self) -> ChannelSenderConfig:
-        return ChannelSenderConfig(
-            batch_size=self.batch_size, poll_ms=self.poll_ms, concurrency=self.concurrency,
-            rate_per_s=self.rate_per_s, max_attempts=self.max_attempts,
-            retry_base_s=self.retry_base_s, retry_cap_s=self.retry_cap_s,
-            retry_deadline_s=self.retry_deadline_s, group_id=self.group_id,
-            suppression_list=self.suppression_list)
 
 
 def provider_outcome(outcome: SmtpOutcome) -> ProviderOutcome:
@@ -205,7 +189,7 @@ class EmailSender(ChannelSender[OutgoingEmail]):
                         settings.smtp_tracking_base_url)
         pool = SmtpPool(self.smtp_config, config.connections)
         super().__init__(settings, EmailPlugin(email_defaults(settings), pool),
-                         config.runner(), codec=codec, suppression=suppression, sleep=sleep)
+                         config, codec=codec, suppression=suppression, sleep=sleep)
 
 
 __all__ = ["EmailPlugin", "EmailSender", "EmailSenderConfig", "SendState", "SmtpPool"]
