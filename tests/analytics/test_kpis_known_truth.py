@@ -57,8 +57,9 @@ PARTIAL = (ds.BASE_MS + 5 * HOUR + 17, ds.WINDOW[1] - 7 * HOUR)  # not whole day
 
 
 @pytest.mark.parametrize(("window", "rollups"), [(ds.WINDOW, True), (ds.WINDOW, False),
-                                                 (PARTIAL, True)],
-                         ids=["whole-days-rollups", "whole-days-rows", "partial-days-rows"])
+                                                 (PARTIAL, True), (PARTIAL, False)],
+                         ids=["whole-days-rollups", "whole-days-rows",
+                              "partial-days-rollups-and-edge-rows", "partial-days-rows"])
 @pytest.mark.parametrize(("name", "scope", "scope_id"), _cases())
 def test_kpi_matches_the_hand_computed_answer(
     loaded: tuple[Any, ds.Data], name: str, scope: KpiScope, scope_id: str,

@@ -49,8 +49,11 @@ def days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def test_active_endpoints_per_day_week_and_month(client: Client, data: Data) -> None:
-    start, end = START + timedelta(days=8), END
+@pytest.mark.parametrize("before", [-8, 20], ids=["one-query", "two-chunks"])
+def test_active_endpoints_per_day_week_and_month(client: Client, data: Data,
+                                                 before: int) -> None:
+    # 20 days before START: 41 days, more than one 64-bit mask's chunk of days
+    start, end = START - timedelta(days=before), END
     active: dict[date, set[str]] = defaultdict(set)
     users: dict[date, set[str]] = defaultdict(set)
     for e in app_events(data):
@@ -69,6 +72,7 @@ def test_active_endpoints_per_day_week_and_month(client: Client, data: Data) -> 
         assert row["MonthlyActiveEndpoints"] == within(active, day, 30)
         if answer["UsersCounted"]:
             assert row["DailyActiveUsers"] == len(users[day])
+            assert row["WeeklyActiveUsers"] == within(users, day, 7)
             assert row["MonthlyActiveUsers"] == within(users, day, 30)
     assert any(r["WeeklyActiveEndpoints"] > r["DailyActiveEndpoints"] for r in answer["Days"])
 

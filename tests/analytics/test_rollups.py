@@ -46,16 +46,49 @@ def test_erasure_rebuilds_the_rollups_and_the_kpis_read_them(
     assert len(left.deliveries) < len(data.deliveries) and len(left.events) < len(data.events)
     _check(client, left)  # whole days: the rebuilt rollups
     _check(client, left, rollups=False)
+    _check_product_rollups(client, gone)
 
     # the whole-day answers come from the rollups: emptied, they answer nothing ...
-    for rollup in ROLLUPS.values():
+    for rollup in (r for rollups in ROLLUPS.values() for r in rollups):
         client.command(f"TRUNCATE TABLE {rollup}")
     name = NAMES[0]
     empty = kpi_result(client, KPIS[name], KpiScope.APPLICATION, "", ds.APP,
                        KpiDateRange(*ds.WINDOW))
     assert empty == {"Rows": []}
     # ... and rebuilt from their source views (the migration's backfill), the same again
-    for table, rollup in ROLLUPS.items():
+    for table, rollups in ROLLUPS.items():
         days = client.query(f"SELECT DISTINCT app_id, event_date FROM {table}").result_rows
-        rebuild_rollup(client, rollup, days)
+        for rollup in rollups:
+            rebuild_rollup(client, rollup, days)
     _check(client, left)
+    _check_product_rollups(client, gone)
+
+
+# the rollups of migrations 0006 and 0007, finalized: (table, its source view, the finalized SELECT)
+_PRODUCT_ROLLUPS = {
+    "events_active_daily": "SELECT DISTINCT app_id, kind, event_date, key_hash FROM {t} "
+                           "ORDER BY ALL",
+    "events_types_daily": "SELECT app_id, event_date, event_type, uniqExactMerge(events), "
+                          "uniqCombinedMerge(14)(endpoints) FROM {t} GROUP BY ALL ORDER BY ALL",
+    "deliveries_channels_daily": "SELECT app_id, event_date, channel, iso_country_code, "
+                                 "price_millicents_usd, uniqExactMerge(sent), "
+                                 "uniqExactMerge(delivered), uniqExactMerge(bounced), "
+                                 "uniqExactMerge(complained), uniqExactMerge(opted_out), "
+                                 "uniqExactMerge(priced_events) "
+                                 "FROM {t} GROUP BY ALL ORDER BY ALL",
+}
+
+
+def _check_product_rollups(client: Any, gone: set[str]) -> None:
+    """Each product rollup holds what its source view computes from the rows left, and no
+    key of an erased endpoint."""
+    for rollup, sql in _PRODUCT_ROLLUPS.items():
+        stored = client.query(sql.format(t=rollup)).result_rows
+        assert stored, rollup
+        assert stored == client.query(sql.format(t=f"{rollup}_source")).result_rows, rollup
+    erased = client.query(
+        "SELECT count() FROM events_active_daily WHERE app_id = {app:String} "
+        "AND kind = 'endpoint' "
+        "AND key_hash IN (SELECT cityHash64(arrayJoin({gone:Array(String)})))",
+        parameters={"app": ds.APP, "gone": sorted(gone)}).result_rows[0][0]
+    assert erased == 0

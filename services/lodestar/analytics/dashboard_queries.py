@@ -1,8 +1,9 @@
 """The dashboard pages' queries over ``deliveries``, ``activity`` and ``events``.
 
 All take ``app-id``, ``start`` and ``end`` like ``analytics.product``. Message
-counts are distinct ``message_id``s (a replayed delivery event counts once);
-spend reads ``FINAL``. Stage definitions, per message:
+counts are distinct ``message_id``s (a replayed delivery event counts once), told
+apart by their 64-bit CityHash as the KPIs count ids (endpoints too, where
+conversions meet messages); spend reads ``FINAL``. Stage definitions, per message:
 
 - sent: any send attempt (``_campaign.send``, ``_journey.send``, ``_email.send``,
   any ``_SMS.*``, ``_push|_voice|_custom.success|failure``);
@@ -25,7 +26,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from lodestar.analytics.product import FINAL_SETTINGS, PURCHASE, int_param, window
+from lodestar.analytics.product import PURCHASE, int_param, window
 from lodestar.analytics.registry import QueryParameterError, analytics_query
 from lodestar.core.significance import Arm, Rule, Verdict, verdict
 
@@ -84,7 +85,8 @@ def campaigns_page(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     rule = _rule(params)
     campaign = params.get("campaign-id", "")
     messages = (
-        "SELECT campaign_id, treatment_id, message_id, any(endpoint_id) AS endpoint, "
+        "SELECT campaign_id, treatment_id, cityHash64(message_id) AS message, "
+        "any(endpoint_id) AS endpoint, cityHash64(endpoint) AS endpoint_hash, "
         "min(event_time) AS first_time, "
         "countIf(event_type IN {sent:Array(String)}) > 0 AS is_sent, "
         f"countIf({_IS_DELIVERED}) > 0 AS is_delivered, "
@@ -94,21 +96,25 @@ def campaigns_page(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
         "FROM deliveries WHERE app_id = {app_id:String} AND campaign_id != '' "
         "AND ({campaign:String} = '' OR campaign_id = {campaign:String}) "
         "AND event_date BETWEEN {start:Date} AND {last:Date} "
-        "GROUP BY campaign_id, treatment_id, message_id "
+        "GROUP BY campaign_id, treatment_id, message "
         "HAVING toDate(first_time) BETWEEN {start:Date} AND {end:Date}"
     )
-    # each delivered message meets its endpoint's first conversion at or after delivery
+    # each delivered message meets its endpoint's conversion times (a plain hash join on
+    # the endpoint's hash, cheaper than an ASOF join): converted when one falls within
+    # conversion-days at or after the delivery
     conversions = (
-        "SELECT endpoint_id, event_time FROM events WHERE app_id = {app_id:String} "
-        "AND event_type = {conversion:String} AND event_date BETWEEN {start:Date} AND {last:Date}"
+        "SELECT cityHash64(endpoint_id) AS endpoint_hash, groupArray(event_time) AS times "
+        "FROM events WHERE app_id = {app_id:String} AND event_type = {conversion:String} "
+        "AND event_date BETWEEN {start:Date} AND {last:Date} AND endpoint_id != '' "
+        "GROUP BY endpoint_hash"
     )
     rows = client.query(
         "SELECT m.campaign_id, m.treatment_id, countIf(m.is_sent), countIf(m.is_delivered), "
         "countIf(m.is_opened), countIf(m.is_clicked), "
-        "countIf(m.is_delivered AND m.endpoint != '' AND c.endpoint_id != '' "
-        "  AND c.event_time < m.delivered_time + toIntervalDay({days:UInt32})) "
-        f"FROM ({messages}) AS m ASOF LEFT JOIN ({conversions}) AS c "
-        "ON m.endpoint = c.endpoint_id AND m.delivered_time <= c.event_time "
+        "countIf(m.is_delivered AND m.endpoint != '' AND arrayExists(t -> t >= m.delivered_time "
+        "  AND t < m.delivered_time + toIntervalDay({days:UInt32}), c.times)) "
+        f"FROM ({messages}) AS m LEFT JOIN ({conversions}) AS c "
+        "ON m.endpoint_hash = c.endpoint_hash "
         "GROUP BY m.campaign_id, m.treatment_id ORDER BY m.campaign_id, m.treatment_id",
         parameters=w.sql_params(
             last=w.end + timedelta(days=days + 1), days=days, conversion=conversion,
@@ -221,12 +227,16 @@ def journeys_page(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
 
 # -- channels -------------------------------------------------------------------------
 
-_CHANNEL_VALUES = (
-    "uniqExactIf(message_id, event_type IN {sent:Array(String)}), "
-    f"uniqExactIf(message_id, {_IS_DELIVERED}), "
-    "uniqExactIf(message_id, event_type IN {bounced:Array(String)}), "
-    "uniqExactIf(message_id, event_type IN {complained:Array(String)}), "
-    "uniqExactIf(message_id, event_type IN {opted_out:Array(String)})"
+# grouping(iso_country_code, event_date) of each grouping set: 1 marks a key summed over
+_PER_CHANNEL, _PER_COUNTRY, _PER_DAY = 3, 1, 2
+_CHANNEL_SETS = (
+    "SELECT grouping(iso_country_code, event_date) AS grouping_set, channel, "
+    "iso_country_code, event_date, {values} FROM ({rows}) "
+    "GROUP BY GROUPING SETS ((channel), (channel, iso_country_code), (event_date, channel))"
+)
+_CHANNEL_ROLLUP = (
+    "FROM deliveries_channels_daily WHERE app_id = {app_id:String} "
+    "AND event_date BETWEEN {start:Date} AND {end:Date}"
 )
 
 
@@ -235,19 +245,32 @@ def channels_page(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     """Deliverability per channel, per channel and country, and per day and channel:
     Sent, Delivered, Bounced, Complained, OptedOut messages, rates (delivered and
     bounced over sent, complaints over delivered) and spend in USD (the sum of
-    ``price_millicents_usd`` / 100,000, read ``FINAL``). ``{"Channels": […],
-    "Countries": […], "Days": […]}``."""
+    ``price_millicents_usd`` / 100,000 over the distinct events, as ``FINAL`` reads
+    them). ``{"Channels": […], "Countries": […], "Days": […]}``. Reads the daily rollup
+    ``deliveries_channels_daily`` (migration 0007): the stages' message-hash states
+    merged per grouping set, and per price the price times its distinct events."""
     w = window(params)
-    base = "FROM deliveries FINAL WHERE app_id = {app_id:String} " \
-           "AND event_date BETWEEN {start:Date} AND {end:Date}"
-    values = f"{_CHANNEL_VALUES}, sum(price_millicents_usd)"
-    sql_params = w.sql_params(**_types())
-
-    def run(keys: str) -> list[Any]:
-        return list(client.query(
-            f"SELECT {keys}, {values} {base} GROUP BY {keys} ORDER BY {keys}{FINAL_SETTINGS}",
-            parameters=sql_params,
-        ).result_rows)
+    stages = ", ".join(f"uniqExactMerge({stage})" for stage in
+                       ("sent", "delivered", "bounced", "complained", "opted_out"))
+    counted = client.query(
+        _CHANNEL_SETS.format(
+            values=stages,
+            rows="SELECT event_date, channel, iso_country_code, sent, delivered, bounced, "
+                 f"complained, opted_out {_CHANNEL_ROLLUP}"),
+        parameters=w.sql_params(),
+    ).result_rows
+    spent = client.query(
+        _CHANNEL_SETS.format(
+            values="sum(spend)",
+            rows="SELECT event_date, channel, iso_country_code, "
+                 "price_millicents_usd * uniqExactMerge(priced_events) AS spend "
+                 f"{_CHANNEL_ROLLUP} AND price_millicents_usd != 0 "
+                 "GROUP BY event_date, channel, iso_country_code, price_millicents_usd"),
+        parameters=w.sql_params(),
+    ).result_rows
+    spend = {tuple(r[:4]): r[4] for r in spent}
+    rows = sorted(([*r, spend.get(tuple(r[:4]), 0.0)] for r in counted),
+                  key=lambda r: (r[0], r[3], r[1], r[2]))
 
     def shape(sent: int, delivered: int, bounced: int, complained: int, opted_out: int,
               spend: float) -> dict[str, Any]:
@@ -261,9 +284,10 @@ def channels_page(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
         }
 
     return {
-        "Channels": [{"Channel": c, **shape(*v)} for c, *v in run("channel")],
+        "Channels": [{"Channel": c, **shape(*v)}
+                     for g, c, _k, _d, *v in rows if g == _PER_CHANNEL],
         "Countries": [{"Channel": c, "Country": k, **shape(*v)}
-                      for c, k, *v in run("channel, iso_country_code")],
+                      for g, c, k, _d, *v in rows if g == _PER_COUNTRY],
         "Days": [{"Date": d.isoformat(), "Channel": c, **shape(*v)}
-                 for d, c, *v in run("event_date, channel")],
+                 for g, c, _k, d, *v in rows if g == _PER_DAY],
     }

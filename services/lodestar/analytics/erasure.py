@@ -6,9 +6,10 @@ consumes those (its own consumer group) and deletes the endpoint's rows
 from every table that holds endpoint ids (``ERASABLE_TABLES``: events,
 deliveries, journey/campaign activity, segment membership) with a lightweight
 ``DELETE``. The daily rollups of the days those rows were on are then rebuilt
-from the rows left (``ROLLUPS``; migration 0005), so KPIs over whole days and
-over partial days agree. Events still in flight for the endpoint when it is
-deleted can land after the erasure; deleting again is harmless.
+from the rows left (``ROLLUPS``; migrations 0005 to 0007), so KPIs over whole
+days and over partial days agree, and the product and dashboard queries forget
+the endpoint too. Events still in flight for the endpoint when it is deleted can
+land after the erasure; deleting again is harmless.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 ERASABLE_TABLES: tuple[str, ...] = ("events", "deliveries", "activity", "segment_membership")
-ROLLUPS: dict[str, str] = {"deliveries": "deliveries_daily", "events": "events_daily"}
-"""Source table → its daily rollup (rebuilt from the view ``<rollup>_source``)."""
+ROLLUPS: dict[str, tuple[str, ...]] = {
+    "deliveries": ("deliveries_daily", "deliveries_channels_daily"),
+    "events": ("events_daily", "events_active_daily", "events_types_daily"),
+}
+"""Source table → its daily rollups (each rebuilt from its view ``<rollup>_source``)."""
 
 EndpointKey = tuple[str, str]  # (app_id, endpoint_id)
 
@@ -47,9 +51,10 @@ def erase_endpoints(client: Client, keys: Sequence[EndpointKey | None]) -> int:
         days[table] = [(str(app), day) for app, day in rows]
     for table in ERASABLE_TABLES:
         client.command(f"DELETE FROM {table} WHERE {match}", parameters={"keys": wanted})
-    for table, rollup in ROLLUPS.items():
-        if days[table]:
-            rebuild_rollup(client, rollup, days[table])
+    for table, rollups in ROLLUPS.items():
+        for rollup in rollups:
+            if days[table]:
+                rebuild_rollup(client, rollup, days[table])
     return len(wanted)
 
 

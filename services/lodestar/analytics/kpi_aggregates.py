@@ -28,6 +28,15 @@ def sql_in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join("'" + v.replace("'", "\\'") + "'" for v in values) + ")"
 
 
+def state(aggregate: str) -> str:
+    """The ``-State`` form of a ``uniqExact`` / ``uniqExactIf`` aggregate: its partial state,
+    which merges with the rollups' states of the same measure."""
+    name, paren, rest = aggregate.partition("(")
+    if name not in ("uniqExact", "uniqExactIf") or not paren:
+        raise ValueError(f"not a uniqExact aggregate: {aggregate}")
+    return f"{name.replace('uniqExact', 'uniqExactState', 1)}({rest}"
+
+
 def _h(*columns: str) -> str:
     """The 64-bit hash distinct counts count (see the module doc)."""
     return f"cityHash64({', '.join(columns)})"

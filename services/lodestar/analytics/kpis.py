@@ -17,7 +17,9 @@ sort-key prefix: ``app_id``, ``event_date`` (then ``event_type`` on
 ``deliveries``; ``event_type`` first on ``events``). A range of whole UTC days
 reads the daily rollups of migration 0005 instead (``deliveries_daily``,
 ``events_daily``: per measure, a uniqExact state of the same hashes under the
-same condition); other ranges read the rows and filter ``event_time`` too.
+same condition); other ranges merge the rollups' states of their inner days with
+states computed from the rows of their first and last day (filtered on
+``event_time`` too).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from lodestar.analytics.kpi_aggregates import (
     MESSAGE,
     SMS_VALUE_SUMS,
     sql_in,
+    state,
 )
 from lodestar.analytics.registry import QueryParameterError, analytics_query
 from lodestar.core.kpi_catalog import (
@@ -64,6 +67,20 @@ _DAYS = (
 _TIMES = (
     " AND event_time BETWEEN fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC') "
     "AND fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')"
+)
+
+
+# A range that is not whole days: its inner days (whole, read from the rollups) and its
+# first and last day (partial, read from the rows within the range's times).
+_INNER_DAYS = (
+    "app_id = {app_id:String} "
+    "AND event_date > toDate(fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')) "
+    "AND event_date < toDate(fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC'))"
+)
+_EDGE_DAYS = (
+    "app_id = {app_id:String} "
+    "AND event_date IN (toDate(fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')), "
+    "toDate(fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')))" + _TIMES
 )
 
 
@@ -166,13 +183,36 @@ _ROLLUP_GROUPS = {
 }
 
 
+# source → (its table, its aggregates over the rows, its group expressions over the rows)
+_RAW: dict[Source, tuple[str, Mapping[Measure, tuple[str, tuple[str, ...] | None]],
+                         Mapping[Grouping, str]]] = {
+    Source.DELIVERIES: ("deliveries", DELIVERY_AGGREGATES, DELIVERY_GROUPS),
+    Source.EVENTS: ("events", EVENT_AGGREGATES, EVENT_GROUPS),
+}
+
+
 def _rollup(source: Source) -> SourceQuery:
     def query(client: Client, kpi: KpiDefinition, scope: KpiScope,
               params: Mapping[str, Any], measures: list[Measure]) -> Measured:
+        """Whole days: the rollup's states merged. Otherwise the rollup's states of the inner
+        days merged with the states of the two edge days' rows within the times."""
         aggregates = ", ".join(f"uniqExactMerge({m.value})" for m in measures)
-        sql = (f"SELECT {_group(_ROLLUP_GROUPS[source], kpi)} AS g, {aggregates} "
-               f"FROM {_ROLLUPS[source]} WHERE {_DAYS} "
-               f"AND {_scope_filter(source, kpi, scope, 'campaign_id')} GROUP BY g")
+        rollup_scope = _scope_filter(source, kpi, scope, "campaign_id")
+        rollup_group = _group(_ROLLUP_GROUPS[source], kpi)
+        if _whole_days(params):
+            sql = (f"SELECT {rollup_group} AS g, {aggregates} FROM {_ROLLUPS[source]} "
+                   f"WHERE {_DAYS} AND {rollup_scope} GROUP BY g")
+            return _run(client, sql, params, measures)
+        table, raw_aggregates, raw_groups = _RAW[source]
+        columns = ", ".join(m.value for m in measures)
+        states = ", ".join(f"{state(raw_aggregates[m][0])} AS {m.value}" for m in measures)
+        types = _type_filter([raw_aggregates[m][1] for m in measures])
+        sql = (f"SELECT g, {aggregates} FROM ("
+               f"SELECT {rollup_group} AS g, {columns} FROM {_ROLLUPS[source]} "
+               f"WHERE {_INNER_DAYS} AND {rollup_scope} "
+               f"UNION ALL SELECT {_group(raw_groups, kpi)} AS g, {states} FROM {table} "
+               f"WHERE {_EDGE_DAYS} AND {_scope_filter(source, kpi, scope)}{types} GROUP BY g"
+               ") GROUP BY g")
         return _run(client, sql, params, measures)
 
     return query
@@ -181,16 +221,27 @@ def _rollup(source: Source) -> SourceQuery:
 def _rollup_sms_values(client: Client, kpi: KpiDefinition, scope: KpiScope,
                        params: Mapping[str, Any], measures: list[Measure]) -> Measured:
     """``_sms_values`` from ``deliveries_daily``, where parts and prices are dimensions:
-    the sum over each value of the value times its distinct messages."""
+    the sum over each value of the value times its distinct messages (for a range that is
+    not whole days, the inner days' states merged with the edge days' rows' states)."""
     merged: Measured = {}
+    group = _group(DELIVERY_GROUPS, kpi)
+    where = _scope_filter(Source.DELIVERIES, kpi, scope)
     for m in measures:
-        column, _types, state = SMS_VALUE_SUMS[m]
-        sql = (f"SELECT g, sum(v * n) FROM (SELECT {_group(DELIVERY_GROUPS, kpi)} AS g, "
-               f"{column} AS v, uniqExactMerge({state}) AS n FROM deliveries_daily "
-               f"WHERE {_DAYS} AND {_scope_filter(Source.DELIVERIES, kpi, scope)} "
-               "GROUP BY g, v) GROUP BY g")
-        for group, values in _run(client, sql, params, [m]).items():
-            merged.setdefault(group, {}).update(values)
+        column, types, rollup_state = SMS_VALUE_SUMS[m]
+        if _whole_days(params):
+            states = (f"SELECT {group} AS g, {column} AS v, {rollup_state} AS s "
+                      f"FROM deliveries_daily WHERE {_DAYS} AND {where}")
+        else:
+            states = (f"SELECT {group} AS g, {column} AS v, {rollup_state} AS s "
+                      f"FROM deliveries_daily WHERE {_INNER_DAYS} AND {where} "
+                      f"UNION ALL SELECT {group} AS g, {column} AS v, "
+                      f"uniqExactStateIf({MESSAGE}, event_type IN {sql_in(types)}) AS s "
+                      f"FROM deliveries WHERE {_EDGE_DAYS} AND {where} "
+                      f"AND event_type IN {sql_in(types)} GROUP BY g, v")
+        sql = (f"SELECT g, sum(v * n) FROM (SELECT g, v, uniqExactMerge(s) AS n "
+               f"FROM ({states}) GROUP BY g, v) GROUP BY g")
+        for g, values in _run(client, sql, params, [m]).items():
+            merged.setdefault(g, {}).update(values)
     return merged
 
 
@@ -205,12 +256,13 @@ _ROLLUP_SOURCES: dict[Source, SourceQuery] = {
 
 def measure(client: Client, kpi: KpiDefinition, scope: KpiScope, scope_id: str, app_id: str,
             date_range: KpiDateRange, *, rollups: bool = True) -> Measured:
-    """The KPI's measures per group value (one query per source table). A range of whole
-    UTC days reads the daily rollups (unless ``rollups`` is false); other ranges read the
+    """The KPI's measures per group value (one query per source table). With ``rollups``
+    (the default) a range of whole UTC days reads the daily rollups, and any other range
+    the rollups for its inner days and the rows of its first and last day; without, the
     rows."""
     params = {"app_id": app_id, "scope_id": scope_id, "start_ms": date_range.start_ms,
               "end_ms": date_range.end_ms}
-    sources = _ROLLUP_SOURCES if rollups and _whole_days(params) else _SOURCES
+    sources = _ROLLUP_SOURCES if rollups else _SOURCES
     merged: Measured = {}
     for source, fn in sources.items():
         wanted = [m for m in kpi.measures if m.source is source]

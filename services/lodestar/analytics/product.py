@@ -7,7 +7,11 @@ and answers a JSON value whose days are ISO date strings.
 
 ``events`` is a ReplacingMergeTree: a replayed batch may still sit unmerged
 beside the original. Distinct counts (endpoints, sessions, funnel levels) are
-unaffected by such duplicates; sums and counts of events read ``FINAL``.
+unaffected by such duplicates; sums and counts of events count each (day,
+endpoint id, event id) once — the table's deduplication key, as ``FINAL`` would.
+Several queries read the daily rollups of migration 0006 (``events_active_daily``,
+``events_types_daily``) instead of the rows; ids are told apart by their 64-bit
+CityHash where that is cheaper (exact unless two ids collide, as for the KPIs).
 """
 
 from __future__ import annotations
@@ -27,9 +31,6 @@ SESSION_START = "_session.start"
 SESSION_STOP = "_session.stop"
 MAX_FUNNEL_STEPS = 10
 MAX_RETENTION_DAYS = 30
-# Rows a replay duplicates share their sort key, hence their day and their monthly
-# partition: FINAL may deduplicate each partition on its own (and in parallel).
-FINAL_SETTINGS = " SETTINGS do_not_merge_across_partitions_select_final = 1"
 
 
 # -- parameters ---------------------------------------------------------------------
@@ -114,61 +115,69 @@ def active_users(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     w = window(params)
     users = _events_have_user_id(client)
     names = ["DailyActiveEndpoints", "WeeklyActiveEndpoints", "MonthlyActiveEndpoints"]
-    series = [_rolling_active(client, w, "endpoint_id")]
+    kinds = ["endpoint"]
     if users:
         names += ["DailyActiveUsers", "WeeklyActiveUsers", "MonthlyActiveUsers"]
-        series.append(_rolling_active(client, w, "user_id"))
+        kinds.append("user")
+    found: dict[str, dict[date, tuple[int, int, int]]] = {kind: {} for kind in kinds}
+    first = w.start
+    while first <= w.end:
+        last = min(w.end, first + timedelta(days=_CHUNK_DAYS - 1))
+        for kind, counts in _rolling_active(client, w.app_id, kinds, first, last).items():
+            found[kind].update(counts)
+        first = last + timedelta(days=1)
     out = []
     for d in w.days:
-        values = [v for found in series for v in found.get(d, (0, 0, 0))]
+        values = [v for kind in kinds for v in found[kind].get(d, (0, 0, 0))]
         out.append({"Date": d.isoformat(), **dict(zip(names, values, strict=True))})
     return {"Days": out, "UsersCounted": users}
 
 
 _SPANS = (1, 7, 30)  # daily, weekly, monthly windows (days)
+_LOOKBACK = _SPANS[-1] - 1
+_CHUNK_DAYS = 64 - _LOOKBACK  # target days per query: they and their look-back fit 64 bits
 
 
-def _rolling_active(client: Client, w: Window, key: str) -> dict[date, tuple[int, int, int]]:
-    """``{day: (daily, weekly, monthly)}`` distinct non-empty ``key`` values.
+def _rolling_active(client: Client, app_id: str, kinds: list[str], first: date,
+                    last: date) -> dict[str, dict[date, tuple[int, int, int]]]:
+    """``{kind: {day: (daily, weekly, monthly)}}`` for the days ``first..last`` (at most
+    ``_CHUNK_DAYS``): distinct non-empty endpoint or user ids (``kind`` ``endpoint`` or
+    ``user``), read from the rollup ``events_active_daily`` (migration 0006: a row per key
+    hash and day it was active).
 
-    Each key's active days (offsets from ``start - 29``) are merged, per window
-    span, into the runs of target days its windows cover; a run adds +1 on its
-    first day and -1 after its last, so a running sum over the days counts each
-    key once per day without expanding every key to every day.
+    Each key's active days from ``first - 29`` to ``last`` become the bits of a 64-bit
+    mask (bit 0: ``first - 29``); keys are counted per distinct mask, and a mask is active
+    in the window of span s ending on target day t when it has a bit in ``t-s+1..t``.
     """
-    runs = []
-    for kind, span in enumerate(_SPANS):
-        firsts = (f"arrayFilter((a, i) -> i = 1 OR a - days[i - 1] > {span}, days, "
-                  "arrayEnumerate(days))")
-        lasts = (f"arrayFilter((a, i) -> i = length(days) OR days[i + 1] - a > {span}, days, "
-                 "arrayEnumerate(days))")
-        runs.append(f"arrayMap(a -> tuple({kind}, toInt32(a), 1), {firsts})")
-        runs.append(f"arrayMap(a -> tuple({kind}, toInt32(a) + {span}, -1), {lasts})")
+    n = (last - first).days + 1
+    if not 1 <= n <= _CHUNK_DAYS:
+        raise ValueError(f"a chunk of {n} days")
+    targets = f"range({_LOOKBACK}, {_LOOKBACK + n})"
+    sums = ", ".join(
+        f"sumForEach(arrayMap(t -> if(bitAnd(mask, bitShiftLeft(toUInt64({(1 << span) - 1}), "
+        f"t - {span - 1})) != 0, keys, 0), {targets}))"
+        for span in _SPANS
+    )
     rows = client.query(
-        "SELECT run.1 AS kind, run.2 AS day, sum(run.3) FROM ("
-        "  SELECT arraySort(bitmapToArray(groupBitmapState("
-        "    toUInt32(event_date - ({start:Date} - 29))))) AS days "
-        "  FROM events WHERE app_id = {app_id:String} "
-        f"  AND {key} != '' "
-        "  AND event_date BETWEEN {start:Date} - 29 AND {end:Date} "
-        f"  GROUP BY {key}) "
-        f"ARRAY JOIN arrayConcat({', '.join(runs)}) AS run "
-        "GROUP BY kind, day",
-        parameters=w.sql_params(),
+        f"SELECT kind, {sums} FROM ("
+        "  SELECT kind, mask, count() AS keys FROM ("
+        "    SELECT kind, groupBitOr(bitShiftLeft(toUInt64(1), "
+        "      toUInt8(event_date - {base:Date}))) AS mask "
+        "    FROM events_active_daily WHERE app_id = {app_id:String} "
+        "    AND kind IN {kinds:Array(String)} "
+        "    AND event_date BETWEEN {base:Date} AND {last:Date} "
+        "    AND key_hash != cityHash64('') "
+        "    GROUP BY kind, key_hash) "
+        "  GROUP BY kind, mask) "
+        "GROUP BY kind",
+        parameters={"app_id": app_id, "kinds": kinds, "last": last,
+                    "base": first - timedelta(days=_LOOKBACK)},
     ).result_rows
-    deltas: list[dict[int, int]] = [{} for _ in _SPANS]
-    for kind, day, delta in rows:
-        deltas[int(kind)][int(day)] = int(delta)
-    last = 29 + (w.end - w.start).days
-    counts = []
-    for by_day in deltas:
-        running, series = 0, []
-        for offset in range(last + 1):
-            running += by_day.get(offset, 0)
-            series.append(running)
-        counts.append(series)
-    return {w.start + timedelta(days=t - 29): (counts[0][t], counts[1][t], counts[2][t])
-            for t in range(29, last + 1)}
+    out: dict[str, dict[date, tuple[int, int, int]]] = {}
+    for kind, daily, weekly, monthly in rows:
+        out[str(kind)] = {first + timedelta(days=i): (int(daily[i]), int(weekly[i]),
+                                                      int(monthly[i])) for i in range(n)}
+    return out
 
 
 # -- sessions -------------------------------------------------------------------------
@@ -186,18 +195,21 @@ def sessions(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     up to a day after ``end`` complete sessions crossing midnight. Quantiles
     interpolate linearly (``quantileExactInclusive``). ``{"Days": [{"Date",
     "Sessions", "CompletedSessions", "AverageSeconds", "P50Seconds",
-    "P90Seconds"}…], "Total": {same without Date}}``.
+    "P90Seconds"}…], "Total": {same without Date}}``. Sessions are told apart by the
+    64-bit CityHash of their id (as the KPIs count ids), and one pass answers the days
+    and the total (``GROUPING SETS``).
     """
     w = window(params)
     per_session = (
-        "SELECT session_id, minIf(event_time, event_type = {start_type:String}) AS started, "
+        "SELECT cityHash64(session_id) AS session, "
+        "minIf(event_time, event_type = {start_type:String}) AS started, "
         "countIf(event_type = {stop_type:String}) > 0 AS completed, "
         "dateDiff('millisecond', started, maxIf(event_time, event_type = {stop_type:String})) "
         "   / 1000.0 AS seconds "
         "FROM events WHERE app_id = {app_id:String} AND session_id != '' "
         "AND event_type IN ({start_type:String}, {stop_type:String}) "
         "AND event_date BETWEEN {start:Date} AND {end:Date} + 1 "
-        "GROUP BY session_id HAVING countIf(event_type = {start_type:String}) > 0 "
+        "GROUP BY session HAVING countIf(event_type = {start_type:String}) > 0 "
         "AND toDate(started) BETWEEN {start:Date} AND {end:Date}"
     )
     stats = (
@@ -206,13 +218,14 @@ def sessions(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     )
     sql_params = w.sql_params(start_type=SESSION_START, stop_type=SESSION_STOP)
     rows = client.query(
-        f"SELECT toDate(started) AS day, {stats} FROM ({per_session}) GROUP BY day ORDER BY day",
+        f"SELECT grouping(day) AS is_total, toDate(started) AS day, {stats} "
+        f"FROM ({per_session}) GROUP BY GROUPING SETS ((day), ())",
         parameters=sql_params,
     ).result_rows
-    total = client.query(f"SELECT {stats} FROM ({per_session})", parameters=sql_params)
-    found = {r[0]: r[1:] for r in rows}
+    found = {r[1]: r[2:] for r in rows if not r[0]}
+    total = next((r[2:] for r in rows if r[0]), None)
     days = [{"Date": d.isoformat(), **_session_stats(found.get(d))} for d in w.days]
-    return {"Days": days, "Total": _session_stats(total.result_rows[0])}
+    return {"Days": days, "Total": _session_stats(total)}
 
 
 def _session_stats(row: Any) -> dict[str, Any]:
@@ -239,7 +252,8 @@ def retention(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
 
     An endpoint's cohort is the first day within ``start..end`` it recorded any
     event; it is retained on day k when it recorded an event k days later. Days
-    past ``end`` are not observed yet and answer null. ``{"Days": N, "Cohorts":
+    past ``end`` are not observed yet and answer null. Reads the endpoint-days of
+    ``events_active_daily`` (migration 0006). ``{"Days": N, "Cohorts":
     [{"Date", "Size", "Returned": [n0..nN], "Rates": [r0..rN]}…]}`` (day 0 is the
     cohort itself, rate 1.0).
     """
@@ -248,9 +262,10 @@ def retention(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     rows = client.query(
         "SELECT cohort, k, count() FROM ("
         "  SELECT bitmapToArray(groupBitmapState(toUInt32(event_date - {start:Date}))) AS days, "
-        "  arrayMin(days) AS cohort FROM events "
-        "  WHERE app_id = {app_id:String} AND event_date BETWEEN {start:Date} AND {end:Date} "
-        "  GROUP BY endpoint_id) "
+        "  arrayMin(days) AS cohort FROM events_active_daily "
+        "  WHERE app_id = {app_id:String} AND kind = 'endpoint' "
+        "  AND event_date BETWEEN {start:Date} AND {end:Date} "
+        "  GROUP BY key_hash) "
         "ARRAY JOIN arrayMap(a -> a - cohort, days) AS k "
         "WHERE k <= {n:UInt32} GROUP BY cohort, k",
         parameters=w.sql_params(n=n),
@@ -282,6 +297,7 @@ def funnel(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     ``start`` and ``end`` (later steps may fall up to the window after ``end``).
     ``{"WindowSeconds", "Steps": [{"EventType", "Count", "ConversionFromPrevious",
     "ConversionFromFirst"}…]}``; conversions are fractions, null after a zero step.
+    Endpoints are told apart by the 64-bit CityHash of their id.
     """
     w = window(params)
     steps = [s.strip() for s in params.get("steps", "").split(",") if s.strip()]
@@ -294,12 +310,12 @@ def funnel(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     step_params = {f"s{i}": s for i, s in enumerate(steps)}
     rows = client.query(
         "SELECT level, count() FROM ("
-        f"  SELECT endpoint_id, windowFunnel({seconds * 1000})"
+        f"  SELECT cityHash64(endpoint_id) AS endpoint, windowFunnel({seconds * 1000})"
         f"    (toUInt64(toUnixTimestamp64Milli(event_time)), {conditions}) AS level "
         "  FROM events WHERE app_id = {app_id:String} AND event_type IN {types:Array(String)} "
         "  AND event_date BETWEEN {start:Date} AND {last:Date} "
         "  AND (event_type != {s0:String} OR event_date <= {end:Date}) "
-        "  GROUP BY endpoint_id) WHERE level > 0 GROUP BY level",
+        "  GROUP BY endpoint) WHERE level > 0 GROUP BY level",
         parameters=w.sql_params(
             types=sorted(set(steps)), last=w.end + timedelta(days=seconds // 86400 + 1),
             **step_params,
@@ -329,29 +345,31 @@ def funnel(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
 def revenue(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
     """Revenue from ``_monetization.purchase`` events, as Amplify records them: price in
     metric ``_item_price``, quantity in metric ``_quantity`` (1 when absent), currency
-    in attribute ``_currency`` (empty when absent). Read ``FINAL`` (sums).
+    in attribute ``_currency`` (empty when absent). Sums count each purchase once, as
+    ``FINAL`` would: rows are first collapsed per day and CityHash of (endpoint id, event
+    id) — the table's own deduplication key — which is cheaper than ``FINAL``; one pass
+    answers the days and the totals (``GROUPING SETS``).
     ``{"Days": [{"Date", "Currency", "Purchases", "Units", "Revenue", "Payers"}…],
     "Totals": [{"Currency", "Purchases", "Units", "Revenue", "Payers"}…]}``."""
     w = window(params)
-    base = (
-        "FROM events FINAL WHERE app_id = {app_id:String} AND event_type = {purchase:String} "
-        "AND event_date BETWEEN {start:Date} AND {end:Date}"
-    )
     units = "if(mapContains(metrics, '_quantity'), metrics['_quantity'], 1.0)"
-    values = (
-        f"count(), sum({units}), sum(metrics['_item_price'] * {units}), uniqExact(endpoint_id)"
+    purchases = (
+        "SELECT event_date, any(attributes['_currency']) AS currency, "
+        f"any({units}) AS units, any(metrics['_item_price'] * {units}) AS amount, "
+        "any(cityHash64(endpoint_id)) AS payer "
+        "FROM events WHERE app_id = {app_id:String} AND event_type = {purchase:String} "
+        "AND event_date BETWEEN {start:Date} AND {end:Date} "
+        "GROUP BY event_date, cityHash64(endpoint_id, event_id)"
     )
-    sql_params = w.sql_params(purchase=PURCHASE)
-    days = client.query(
-        f"SELECT event_date, attributes['_currency'] AS currency, {values} {base} "
-        f"GROUP BY event_date, currency ORDER BY event_date, currency{FINAL_SETTINGS}",
-        parameters=sql_params,
+    rows = client.query(
+        "SELECT grouping(event_date) AS is_total, event_date, currency, "
+        f"count(), sum(units), sum(amount), uniqExact(payer) FROM ({purchases}) "
+        "GROUP BY GROUPING SETS ((event_date, currency), (currency)) "
+        "ORDER BY is_total, event_date, currency",
+        parameters=w.sql_params(purchase=PURCHASE),
     ).result_rows
-    totals = client.query(
-        f"SELECT attributes['_currency'] AS currency, {values} {base} "
-        f"GROUP BY currency ORDER BY currency{FINAL_SETTINGS}",
-        parameters=sql_params,
-    ).result_rows
+    days = [r[1:] for r in rows if not r[0]]
+    totals = [r[2:] for r in rows if r[0]]
 
     def shape(count: Any, units_: Any, amount: Any, payers: Any) -> dict[str, Any]:
         return {"Purchases": int(count), "Units": round(float(units_), 6),
@@ -368,17 +386,30 @@ def revenue(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
 
 @analytics_query("top-events")
 def top_events(client: Client, params: Mapping[str, str]) -> dict[str, Any]:
-    """The most recorded event types (``limit``, default 10, at most 100), read ``FINAL``.
+    """The most recorded event types (``limit``, default 10, at most 100).
     ``{"Events": [{"EventType", "Count", "Endpoints"}…]}``, most first; ``Endpoints``
-    is ClickHouse's ``uniq`` (exact up to tens of thousands, then within about 1%)."""
+    is ClickHouse's ``uniqCombined(14)`` (exact for small sets, then within about 1%).
+    Reads the rollup ``events_types_daily`` (migration 0006): per day and type, the
+    distinct (endpoint, event id) hashes — what ``count()`` over ``events FINAL`` counts;
+    a replayed row has its original's day, so the days' counts add up — and a
+    ``uniqCombined(14)`` state of the endpoints (merged over the days, as endpoints
+    recur)."""
     w = window(params)
     limit = int_param(params, "limit", 10, 1, 100)
-    rows = client.query(
-        "SELECT event_type, count() AS n, uniq(endpoint_id) FROM events FINAL "
-        "WHERE app_id = {app_id:String} AND event_date BETWEEN {start:Date} AND {end:Date} "
-        "GROUP BY event_type ORDER BY n DESC, event_type LIMIT {limit:UInt32}"
-        + FINAL_SETTINGS,
-        parameters=w.sql_params(limit=limit),
+    where = ("FROM events_types_daily WHERE app_id = {app_id:String} "
+             "AND event_date BETWEEN {start:Date} AND {end:Date}")
+    sql_params = w.sql_params(limit=limit)
+    counts = client.query(
+        "SELECT event_type, sum(n) AS total FROM ("
+        f"  SELECT event_type, event_date, uniqExactMerge(events) AS n {where} "
+        "  GROUP BY event_type, event_date) "
+        "GROUP BY event_type ORDER BY total DESC, event_type LIMIT {limit:UInt32}",
+        parameters=sql_params,
     ).result_rows
-    return {"Events": [{"EventType": str(t), "Count": int(n), "Endpoints": int(e)}
-                       for t, n, e in rows]}
+    endpoints = {str(t): int(e) for t, e in client.query(
+        f"SELECT event_type, uniqCombinedMerge(14)(endpoints) {where} "
+        "AND event_type IN {types:Array(String)} GROUP BY event_type",
+        parameters={**sql_params, "types": [str(t) for t, _n in counts]},
+    ).result_rows}
+    return {"Events": [{"EventType": str(t), "Count": int(n), "Endpoints": endpoints[str(t)]}
+                       for t, n in counts]}

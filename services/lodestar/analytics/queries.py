@@ -22,7 +22,11 @@ def event_counts(
 ) -> list[EventTypeCount]:
     """Events stored per event type (optionally of one app / one type), most first.
 
-    Reads with FINAL so a batch replayed after a crash is not counted twice.
+    Reads the daily rollup ``events_types_daily`` (migration 0006): per day and type
+    the exact count of distinct (endpoint, event id) pairs, so a batch replayed after
+    a crash is not counted twice. An event id lives on one day (the table's sort key
+    includes the date), so the per-day counts add up exactly. 10M events: ~30 ms
+    instead of ~0.85 s for ``FINAL`` over the rows (docs/benchmarks.md).
     """
     where: list[str] = []
     params: dict[str, str] = {}
@@ -34,8 +38,10 @@ def event_counts(
         params["event_type"] = event_type
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = client.query(
-        f"SELECT event_type, count() AS n FROM events FINAL {clause} "
-        "GROUP BY event_type ORDER BY n DESC, event_type",
+        "SELECT event_type, sum(n) AS total FROM ("
+        f"SELECT event_date, event_type, uniqExactMerge(events) AS n FROM events_types_daily "
+        f"{clause} GROUP BY app_id, event_date, event_type) "
+        "GROUP BY event_type HAVING total > 0 ORDER BY total DESC, event_type",
         parameters=params,
     ).result_rows
     return [EventTypeCount(str(t), int(n)) for t, n in rows]
