@@ -31,7 +31,9 @@ CHANNEL_SETTINGS_ROWS: tuple[tuple[str, str, str], ...] = (
      "JSON file describing the generic HTTP SMS provider (URL, fields, auth; docs/sms.md)."),
     ("LODESTAR_SMS_MESSAGING_SERVICE_SID", "(unset)",
      "Twilio Messaging Service to send SMS through instead of a From number."),
-    ("LODESTAR_SMS_STATUS_CALLBACK_URL", "(unset)", "Twilio StatusCallback of sent SMS."),
+    ("LODESTAR_SMS_STATUS_CALLBACK_URL", "(unset)",
+     "Public base URL of the API for delivery receipts: each SMS asks Twilio to report "
+     "its status to `<base>/sms/status/twilio/<app>?m=<message id>`; unset: none."),
     ("LODESTAR_SMS_ROUTING", "(unset)",
      "JSON file of origination identities and per-country rules (docs/sms.md); unset: "
      "SMS can only use a request's own OriginationNumber/SenderId."),

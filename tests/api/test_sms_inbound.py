@@ -203,3 +203,60 @@ def test_without_a_token_the_route_is_absent(settings: Settings, control_dsn: st
     for url in _serve(configured, SmsInboundConfig(None)):
         response = httpx.post(f"{url}/sms/inbound/twilio/{APP}", data={"Body": "STOP"})
         assert response.status_code == 404
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_status_callbacks_become_delivery_receipts_of_the_original_send(live: Live) -> None:
+    import asyncpg
+
+    from lodestar.channels.sms import status_callback_url
+
+    sent = {"event_id": "e-1", "app_id": APP, "endpoint_id": "sms-ana", "user_id": "u-ana",
+            "message_id": "m-" + "5" * 32, "event_type": "_SMS.SUCCESS", "channel": "SMS",
+            "timestamp": 1_780_000_000_000,
+            "attributes": {"campaign_id": "c-1", "treatment_id": "0",
+                           "campaign_activity_id": "run-1", "record_status": "SUCCESSFUL",
+                           "iso_country_code": "US", "number_of_message_parts": "2",
+                           "message_type": "Transactional", "origin": "welcome-flow"},
+            "metrics": {"price_in_millicents_usd": 1580.0}}
+
+    async def store() -> None:
+        conn = await asyncpg.connect(live.settings.postgres_dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO sent_messages (message_id, app_id, channel, state, claimed_by, "
+                "deliveries) VALUES ($1, $2, 'SMS', 'SENT', 'sms-test', $3::jsonb)",
+                sent["message_id"], APP, json.dumps([sent]))
+        finally:
+            await conn.close()
+
+    asyncio.run(store())
+    url = status_callback_url(live.url, APP, str(sent["message_id"]))
+
+    def callback(status: str, error: str | None = None, token: str = TOKEN) -> httpx.Response:
+        form = {"MessageSid": "SM" + "9" * 32, "MessageStatus": status, "To": ANA,
+                "From": OURS, "AccountSid": "AC" + "0" * 32}
+        if error:
+            form["ErrorCode"] = error
+        sig = twilio_signature(url, form.items(), token)
+        return httpx.post(url, data=form, headers={"X-Twilio-Signature": sig})
+
+    assert callback("sent").status_code == 204  # interim: nothing published
+    assert callback("delivered").status_code == 204
+    assert callback("delivered").status_code == 204  # Twilio retries: same event id
+    assert callback("undelivered", token="forged").status_code == 403
+    records = live.records(Topic.DELIVERIES, 3, within=8)
+    assert len(records) == 2 and records[0]["event_id"] == records[1]["event_id"]
+    receipt = records[0]
+    assert (receipt["event_type"], receipt["endpoint_id"], receipt["user_id"]) == (
+        "_SMS.SUCCESS", "sms-ana", "u-ana")
+    attrs = receipt["attributes"]
+    assert attrs["record_status"] == "DELIVERED" and attrs["campaign_id"] == "c-1"
+    assert attrs["iso_country_code"] == "US" and attrs["number_of_message_parts"] == "2"
+    assert attrs["origin"] == "welcome-flow"  # the send's Context travels along
+    assert "price_in_millicents_usd" not in receipt["metrics"]  # the send was priced once
+    no_id = httpx.post(url.split("?")[0], data={"MessageStatus": "delivered"},
+                       headers={"X-Twilio-Signature": twilio_signature(
+                           url.split("?")[0], [("MessageStatus", "delivered")], TOKEN)})
+    assert no_id.status_code == 400

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -144,9 +145,10 @@ def _twilio(peer: Peer, **kw: Any) -> TwilioProvider:
 
 async def test_twilio_success_sends_the_exact_form_and_basic_auth(
         peer: Peer, received: list[dict[str, Any]]) -> None:
-    provider = _twilio(peer, status_callback="https://lodestar.example/sms/status")
+    provider = _twilio(peer, status_callback="https://lodestar.example/")
     try:
-        outcome = await provider.send(_sms("+15005550006", "Hé {ok} & more"))
+        outcome = await provider.send(dataclasses.replace(
+            _sms("+15005550006", "Hé {ok} & more"), app_id="app 1"))
     finally:
         await provider.aclose()
     assert outcome.kind is ProviderOutcomeKind.ACCEPTED
@@ -155,8 +157,10 @@ async def test_twilio_success_sends_the_exact_form_and_basic_auth(
     [seen] = received
     assert seen["path"] == f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
     assert seen["content_type"] == "application/x-www-form-urlencoded"
+    message_id = _sms("+15005550006", "x").message_id
     assert seen["form"] == {"To": "+15005550006", "From": FROM, "Body": "Hé {ok} & more",
-                            "StatusCallback": "https://lodestar.example/sms/status"}
+                            "StatusCallback": "https://lodestar.example/sms/status/twilio/"
+                                              f"app%201?m={message_id}"}
     scheme, _, credentials = seen["authorization"].partition(" ")
     assert scheme == "Basic"
     assert base64.b64decode(credentials).decode() == f"{ACCOUNT}:{TOKEN}"

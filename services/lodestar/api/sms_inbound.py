@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import time
 import uuid
@@ -52,6 +53,7 @@ from lodestar.core.sms_keywords import (
     keyword_reply,
     read_keyword,
 )
+from lodestar.core.sms_receipts import receipt_record
 
 log = logging.getLogger(__name__)
 
@@ -182,10 +184,46 @@ async def _apply(publisher: EventPublisher, app_id: str, endpoint_ids: list[str]
     await publisher.publish_deliveries(records)
 
 
+async def stored_sms_records(pool: asyncpg.Pool, app_id: str, message_id: str
+                             ) -> list[dict[str, Any]]:
+    """The delivery records the SMS sender stored for ``message_id`` (this app's)."""
+    stored = await pool.fetchval(
+        "SELECT deliveries FROM sent_messages WHERE app_id = $1 AND message_id = $2"
+        " AND channel = 'SMS'", app_id, message_id)
+    if stored is None:
+        return []
+    records = json.loads(stored) if isinstance(stored, str) else stored
+    return [r for r in records or () if isinstance(r, dict)]
+
+
+async def twilio_status(request: Request) -> Response:
+    """``POST /sms/status/twilio/{application_id}?m=<message id>``: Twilio's status
+    callback for a message the SMS sender sent (``core.sms_receipts``)."""
+    config: SmsInboundConfig = request.app.state.sms_inbound
+    if not config.twilio_auth_token:
+        return PlainTextResponse("Not found.", status_code=404)
+    raw = (await request.body()).decode("utf-8", "replace")
+    params = parse_qsl(raw, keep_blank_values=True)
+    if not signature_valid(_request_url(request, config), params, config.twilio_auth_token,
+                           request.headers.get("x-twilio-signature")):
+        return PlainTextResponse("Invalid X-Twilio-Signature.", status_code=403)
+    message_id = request.query_params.get("m")
+    if not message_id:
+        return PlainTextResponse("The callback URL lacks ?m=<message id>.", status_code=400)
+    app_id = request.path_params["application_id"]
+    stored = await stored_sms_records(request.app.state.pool, app_id, message_id)
+    record = receipt_record(app_id, message_id, dict(params), stored, int(time.time() * 1000))
+    if record is not None:
+        publisher: EventPublisher = request.app.state.publisher
+        await publisher.publish_deliveries([record])
+    return PlainTextResponse("", status_code=204)
+
+
 def sms_inbound_routes() -> list[Route]:
-    """The inbound SMS webhooks, served without SigV4 (the provider's signature is the
-    credential)."""
-    return [Route("/sms/inbound/twilio/{application_id}", twilio_inbound, methods=["POST"])]
+    """The SMS webhooks, served without SigV4 (the provider's signature is the
+    credential): inbound messages and delivery status callbacks."""
+    return [Route("/sms/inbound/twilio/{application_id}", twilio_inbound, methods=["POST"]),
+            Route("/sms/status/twilio/{application_id}", twilio_status, methods=["POST"])]
 
 
 def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -226,4 +264,40 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                                    "Twilio auth token is configured.", "content": text},
         },
     }}
-    return {"/sms/inbound/twilio/{application-id}": item}, {}
+    status = {"post": {
+        "operationId": "TwilioSmsStatus",
+        "tags": ["Lodestar"],
+        "summary": "SMS status callback (Twilio): delivery receipts",
+        "description": (
+            "Lodestar extension (docs/sms.md). The SMS sender sets each message's "
+            "StatusCallback to this URL when LODESTAR_SMS_STATUS_CALLBACK_URL is set. "
+            "Authenticated by `X-Twilio-Signature`. `delivered` publishes `_SMS.SUCCESS` "
+            "with record_status DELIVERED; `undelivered`/`failed` publish `_SMS.FAILURE` "
+            "with the record_status of Twilio's ErrorCode; interim statuses publish "
+            "nothing. The record carries the original send's endpoint, campaign or journey."),
+        "security": [],
+        "parameters": [
+            {"name": "application-id", "in": "path", "required": True,
+             "schema": {"type": "string"}},
+            {"name": "m", "in": "query", "required": True,
+             "description": "Lodestar's message id.", "schema": {"type": "string"}},
+            {"name": "X-Twilio-Signature", "in": "header", "required": True,
+             "schema": {"type": "string"}},
+        ],
+        "requestBody": {"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": {
+                "type": "object",
+                "properties": {name: {"type": "string"} for name in (
+                    "MessageSid", "MessageStatus", "ErrorCode", "From", "To")},
+                "additionalProperties": {"type": "string"},
+            }},
+        }},
+        "responses": {
+            "204": {"description": "Recorded (or an interim status, ignored)."},
+            "4XX": {"description": "400: no ?m=; 403: missing or invalid "
+                                   "X-Twilio-Signature; 404: no Twilio auth token is "
+                                   "configured.", "content": text},
+        },
+    }}
+    return {"/sms/inbound/twilio/{application-id}": item,
+            "/sms/status/twilio/{application-id}": status}, {}

@@ -29,6 +29,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -52,6 +53,12 @@ class SmsProvider(Protocol):
     async def send(self, message: OutboundSms) -> ProviderOutcome: ...
 
     async def aclose(self) -> None: ...
+
+
+def status_callback_url(base: str, app_id: str, message_id: str) -> str:
+    """Where Twilio reports the delivery status of ``message_id``."""
+    return (f"{base.rstrip('/')}/sms/status/twilio/{quote(app_id, safe='')}"
+            f"?m={quote(message_id, safe='')}")
 
 
 def _now_ms() -> int:
@@ -152,6 +159,8 @@ class TwilioConfig:
     messaging_service_sid: str | None = None
     """When set, messages go out through this Messaging Service (no ``From``)."""
     status_callback: str | None = None
+    """Public base URL of Lodestar's API: each message asks Twilio to report its status
+    to ``<base>/sms/status/twilio/<app>?m=<message id>`` (``api.sms_inbound``)."""
     timeout_s: float = 10.0
 
 
@@ -174,8 +183,9 @@ class TwilioProvider:
             out["MessagingServiceSid"] = self.config.messaging_service_sid
         else:
             out["From"] = message.origination
-        if self.config.status_callback:
-            out["StatusCallback"] = self.config.status_callback
+        if self.config.status_callback and message.app_id:
+            out["StatusCallback"] = status_callback_url(self.config.status_callback,
+                                                        message.app_id, message.message_id)
         return out
 
     async def send(self, message: OutboundSms) -> ProviderOutcome:

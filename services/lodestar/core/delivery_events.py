@@ -100,6 +100,11 @@ class RecordStatus(StrEnum):
 _EMAIL_SENDER_STAGES = frozenset({"connect", "auth", "mail"})
 
 
+SOURCE_ATTRIBUTES = ("campaign_id", "campaign_activity_id", "treatment_id", "journey_id",
+                     "journey_activity_id", "journey_run_id")
+"""The attributes naming a record's campaign or journey (``source_attributes``)."""
+
+
 @dataclass(frozen=True)
 class DeliverySubject:
     """Who and what a delivery event is about: the send request's identity."""
@@ -136,6 +141,26 @@ class DeliverySubject:
             journey_activity_id=request.get("activity_id") if journey else None,
             journey_run_id=request.get("run_id") if journey else None,
             context=dict(request.get("context") or {}),
+        )
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], *, message_id: str | None = None,
+                    outcome_attributes: frozenset[str] = frozenset()) -> DeliverySubject:
+        """The subject a stored delivery record was about (the inverse of
+        ``delivery_record``): its ids, its campaign/journey attributes, and as Context
+        every other attribute except ``outcome_attributes`` (the outcome's own)."""
+        attributes = dict(record.get("attributes") or {})
+        source = {name: attributes.pop(name, None) for name in SOURCE_ATTRIBUTES}
+        return cls(
+            app_id=record["app_id"], message_id=message_id or record["message_id"],
+            channel=Channel(record["channel"]),
+            endpoint_id=record.get("endpoint_id"), user_id=record.get("user_id"),
+            campaign_id=source["campaign_id"],
+            campaign_activity_id=source["campaign_activity_id"],
+            treatment_id=source["treatment_id"], journey_id=source["journey_id"],
+            journey_activity_id=source["journey_activity_id"],
+            journey_run_id=source["journey_run_id"],
+            context={k: v for k, v in attributes.items() if k not in outcome_attributes},
         )
 
     @property

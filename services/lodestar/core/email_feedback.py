@@ -384,8 +384,6 @@ def _clip(text: str | None) -> str | None:
 
 # -- records ----------------------------------------------------------------------------
 
-_SOURCE_NAMES = ("campaign_id", "campaign_activity_id", "treatment_id", "journey_id",
-                 "journey_activity_id", "journey_run_id")
 _OUTCOME_ATTRIBUTES = frozenset({
     "smtp_status_code", "smtp_response", "smtp_stage", "smtp_attempts", "reject_reason",
     "error_message", "send_status", "feedback",
@@ -415,17 +413,9 @@ def feedback_subject(app_id: str, feedback: Feedback,
         return DeliverySubject(app_id, message_id, Channel.EMAIL)
     first = next((r for r in records if r.get("event_type") == EventType.EMAIL_SEND.value),
                  records[0])
-    attributes = dict(first.get("attributes") or {})
-    source = {name: attributes.pop(name, None) for name in _SOURCE_NAMES}
-    return DeliverySubject(
-        app_id, message_id, Channel.EMAIL,
-        endpoint_id=first.get("endpoint_id"), user_id=first.get("user_id"),
-        campaign_id=source["campaign_id"], campaign_activity_id=source["campaign_activity_id"],
-        treatment_id=source["treatment_id"], journey_id=source["journey_id"],
-        journey_activity_id=source["journey_activity_id"],
-        journey_run_id=source["journey_run_id"],
-        context={k: v for k, v in attributes.items() if k not in _OUTCOME_ATTRIBUTES},
-    )
+    return DeliverySubject.from_record({**first, "app_id": app_id, "channel": "EMAIL"},
+                                       message_id=message_id,
+                                       outcome_attributes=_OUTCOME_ATTRIBUTES)
 
 
 def feedback_record(subject: DeliverySubject, feedback: Feedback) -> Record:

@@ -80,6 +80,7 @@ class OutboundSms:
     message_type: str = "TRANSACTIONAL"
     entity_id: str | None = None
     template_id: str | None = None
+    app_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ def prepare_sms(
         message_type=content.get("message_type") or defaults.message_type,
         entity_id=content.get("entity_id"),
         template_id=content.get("template_id"),
+        app_id=request["app_id"],
     )
     price = defaults.prices.price(PriceChannel.SMS, route.country, parts.count)
     return PreparedSms(message, parts, route, price)
