@@ -214,6 +214,7 @@ async def test_sends_each_request_once_with_headers_and_records(env: Settings, s
                 and r["event_type"] == "_email.send")
     assert sent["attributes"]["campaign_id"] == EXAMPLE["campaign_id"]
     assert sent["attributes"]["utm_campaign"] == "spring-sale"
+    assert sent["metrics"]["price_in_millicents_usd"] == 10.0  # the price table's EMAIL row
     assert sender.stats.sent == 2 and sender.stats.republished == 1
 
 

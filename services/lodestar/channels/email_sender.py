@@ -124,9 +124,11 @@ class EmailPlugin:
     template_type = "EMAIL"
     deactivates_dead_addresses = False
 
-    def __init__(self, defaults: EmailDefaults, smtp: SmtpPool) -> None:
+    def __init__(self, defaults: EmailDefaults, smtp: SmtpPool,
+                 message_price_millicents: float | None = None) -> None:
         self._defaults = defaults
         self.smtp = smtp
+        self.message_price_millicents = message_price_millicents
 
     def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
                 template_error: str | None, now_ms: int) -> Deliverable[OutgoingEmail] | Ended:
@@ -188,7 +190,10 @@ class EmailSender(ChannelSender[OutgoingEmail]):
                         "https); opens and clicks are still tracked",
                         settings.smtp_tracking_base_url)
         pool = SmtpPool(self.smtp_config, config.connections)
-        super().__init__(settings, EmailPlugin(email_defaults(settings), pool),
+        from lodestar.channels.factory import price_table
+
+        price = price_table(settings).price("EMAIL", None)
+        super().__init__(settings, EmailPlugin(email_defaults(settings), pool, price),
                          config, codec=codec, suppression=suppression, sleep=sleep)
 
 
