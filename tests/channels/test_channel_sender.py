@@ -69,6 +69,8 @@ class ScriptedProvider:
             await asyncio.sleep(self.delay_s)
         if address.startswith("hang-"):
             await asyncio.sleep(3600)
+        if address.startswith("raise-"):
+            raise RuntimeError("a transport bug")
         if address.startswith("retry-") and n <= 2:
             return from_http_status(503, "busy", retry_after_s=0.01)
         if address.startswith("gone-"):
@@ -89,6 +91,8 @@ class ScriptedPlugin:
 
     def prepare(self, request: Mapping[str, Any], template: Any, template_error: str | None,
                 now_ms: int) -> Deliverable[str] | Ended:
+        if request["address"].startswith("unreadable-"):
+            raise KeyError("a plugin bug")
         skip = screen(request)
         if skip is not None:
             subject = DeliverySubject.from_send_request(request)
@@ -305,3 +309,36 @@ async def test_concurrency_and_the_rate_limit_shape_the_sends(env: Settings) -> 
     started = time.monotonic()
     await run_until(limited, lambda: limited.stats.sent + limited.stats.republished == 70)
     assert time.monotonic() - started >= (30 - 5) / 20 * 0.9
+
+
+async def test_a_plugin_that_raises_parks_the_message_and_the_sender_keeps_going(
+    env: Settings
+) -> None:
+    provider = ScriptedProvider()
+    reqs = [request("raise-1"), request("unreadable-1"), request("ok-1")]
+    await produce(env, reqs)
+    sender = ChannelSender(env, ScriptedPlugin(provider), fast())
+    await run_until(sender, lambda: sender.stats.batches >= 1 and sender.stats.requests == 3)
+    assert provider.calls.count("raise-1") == 1 and provider.calls.count("ok-1") == 1
+    assert "unreadable-1" not in provider.calls
+    codec = AvroCodec.default()
+    consumer = AIOKafkaConsumer(env.dlq(Topic.SEND_CUSTOM),
+                                bootstrap_servers=env.kafka_bootstrap,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    letters: list[Any] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(letters) < 2 and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                letters += [codec.decode_dlq(m.value) for m in batch]
+    finally:
+        await consumer.stop()
+    assert [letter.reason.value for letter in letters] == ["PROCESSING_ERROR"] * 2
+    assert sorted(letter.error_message.split(":")[0] for letter in letters) == [
+        "prepare", "send"]
+    records = await read(env, Topic.DELIVERIES, lambda got: len(got) >= 2)
+    assert sorted(r["message_id"] for r in records) == sorted(
+        [reqs[0]["message_id"], reqs[2]["message_id"]])  # the raising send ends as a failure
+    assert {r["message_id"]: r["event_type"] for r in records}[reqs[0]["message_id"]] == (
+        "_custom.failure")

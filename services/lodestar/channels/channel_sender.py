@@ -201,6 +201,9 @@ class _Item:
     dead_address: bool = False
     exhausted: str | None = None
     address: str | None = None
+    failure: str | None = None
+    """A plugin raised for this message: it ends FAILED and goes to the DLQ
+    (PROCESSING_ERROR) with this text; the sender keeps running."""
 
 
 class ChannelSender(Generic[P]):
@@ -403,8 +406,13 @@ class ChannelSender(Generic[P]):
         out: dict[str, Deliverable[P] | Ended] = {}
         for item in items:
             template, error = await self._template(item.request, templates, template_cache)
-            out[item.request["message_id"]] = self.plugin.prepare(
-                item.request, template, error, _now_ms())
+            try:
+                out[item.request["message_id"]] = self.plugin.prepare(
+                    item.request, template, error, _now_ms())
+            except Exception as exc:  # a bug or a request the plugin cannot read
+                log.exception("message %s: prepare failed", item.request["message_id"])
+                item.failure = f"prepare: {type(exc).__name__}: {exc}"
+                out[item.request["message_id"]] = Ended([], SendState.FAILED, "failed")
         return out
 
     async def _claim_chunk(self, items: list[_Item], prepared: dict[str, Deliverable[P] | Ended],
@@ -550,7 +558,13 @@ class ChannelSender(Generic[P]):
             attempt += 1
             self.stats.attempts += 1
             await self._wait_for_token()
-            outcome = await self.plugin.send(d.payload)
+            try:
+                outcome = await self.plugin.send(d.payload)
+            except Exception as exc:  # a transport bug: never crash the sender for it
+                log.exception("message %s: send raised", message_id)
+                item.failure = f"send: {type(exc).__name__}: {exc}"
+                outcome = ProviderOutcome(ProviderOutcomeKind.PERMANENT, None,
+                                          f"sender error: {type(exc).__name__}")
             decision = decide(classification(outcome), attempt,
                               time.monotonic() - started, self._budget,
                               base_s=self.config.retry_base_s, cap_s=self.config.retry_cap_s,
@@ -605,6 +619,9 @@ class ChannelSender(Generic[P]):
                     commands, value=self.codec.encode(Topic.ENDPOINT_COMMANDS, command),
                     key=endpoint_id.encode(),
                     headers=self.codec.headers(Topic.ENDPOINT_COMMANDS)))
+            if item.failure is not None:
+                await dead_letters.publish(self.plugin.topic, SourceRecord.of(item.rec),
+                                           DeadLetter(DlqReason.PROCESSING_ERROR, item.failure))
             if item.exhausted is not None:
                 await dead_letters.publish(self.plugin.topic, SourceRecord.of(item.rec),
                                            DeadLetter(DlqReason.RETRIES_EXHAUSTED,
