@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from lodestar.core.delivery_events import Record
-from lodestar.core.email_sending import FinalOutcome, SendState
+from lodestar.core.email_sending import SendState
 
 LOCK_CLASS = 0x10DE5E4D  # advisory lock class of sender instances ("lodestar sender")
 
@@ -45,11 +45,6 @@ class SentMessages:
         self._pool = pool
         self.instance_id = instance_id
         self.channel = channel
-
-    async def claim(self, message_id: str, app_id: str) -> asyncpg.Record | None:
-        """Claim ``message_id``; None when we got it, else the existing row."""
-        rows = await self.claim_many([(message_id, app_id)])
-        return rows.get(message_id)
 
     async def claim_many(self, items: Sequence[tuple[str, str]]) -> dict[str, asyncpg.Record]:
         """Claim every ``(message_id, app_id)`` in one transaction; returns the existing
@@ -81,29 +76,15 @@ class SentMessages:
                     "SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, claimed_by)
             return not got
 
-    async def finish(self, message_id: str, state: SendState, records: list[Record],
-                     outcome: FinalOutcome | None = None, *, only_if_claimed_by: str | None = None
-                     ) -> bool:
-        """Store the final state of an email; with ``only_if_claimed_by`` only while still
-        CLAIMED by that instance."""
-        o = outcome
-        result = await self._pool.execute(
-            "UPDATE sent_messages SET state = $2, deliveries = $3::jsonb, finished_at = now(), "
-            "attempts = coalesce($4, attempts), outcome_kind = $5, smtp_code = $6, "
-            "smtp_message = $7, smtp_stage = $8 "
-            "WHERE message_id = $1 AND ($9::text IS NULL OR "
-            "(state = 'CLAIMED' AND claimed_by = $9::text))",
-            message_id, state.value, json.dumps(records),
-            None if o is None else o.attempts, None if o is None else o.kind,
-            None if o is None else o.code, None if o is None else o.message,
-            None if o is None else o.stage, only_if_claimed_by)
-        return bool(result.endswith(" 1"))
-
     async def finish_unclaimed(self, message_id: str, records: list[Record],
                                claimed_by: str) -> bool:
-        """Finish a message left CLAIMED by ``claimed_by`` as SENT (outcome unknown)."""
-        return await self.finish(message_id, SendState.SENT, records,
-                                 only_if_claimed_by=claimed_by)
+        """Finish a message left CLAIMED by ``claimed_by`` (a sender that is gone) as SENT
+        with an unknown outcome; False when someone else finished it meanwhile."""
+        result = await self._pool.execute(
+            "UPDATE sent_messages SET state = 'SENT', deliveries = $2::jsonb, "
+            "finished_at = now() WHERE message_id = $1 AND state = 'CLAIMED' "
+            "AND claimed_by = $3", message_id, json.dumps(records), claimed_by)
+        return bool(result.endswith(" 1"))
 
     async def finish_many(self, finishes: Sequence[Finish]) -> None:
         """Store the final state of several messages this instance claimed, in one round."""
