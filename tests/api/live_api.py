@@ -7,17 +7,13 @@ is ``ADMIN``); ``api_settings`` configures a test's settings for it.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import pytest
-import uvicorn
 from botocore.config import Config
-from tests.conftest import free_port
+from tests.asgi_server import serve_asgi
 
 from lodestar.api.app import create_app
 from lodestar.settings import Settings
@@ -53,18 +49,5 @@ def api_settings(settings: Settings, control_dsn: str, **changes: Any) -> Settin
 
 def serve(settings: Settings) -> Iterator[str]:
     """Run the API under uvicorn in a thread; yield its URL; stop it afterwards."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the API did not start (see the log above)")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serve_asgi(create_app(settings), lifespan="on") as url:
+        yield url

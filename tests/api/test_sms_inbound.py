@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from tests.api.live_api import api_settings
 from tests.api.topic_records import topic_records
-from tests.conftest import free_port
+from tests.asgi_server import serve_asgi
 
 from lodestar.api.app import create_app
 from lodestar.api.sms_inbound import SmsInboundConfig, signature_valid, twilio_signature
@@ -105,21 +102,8 @@ class Live:
 def _serve(settings: Settings, config: SmsInboundConfig) -> Iterator[str]:
     app = create_app(settings)
     app.state.sms_inbound = config
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the API did not start (see the log above)")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serve_asgi(app, lifespan="on") as url:
+        yield url
 
 
 @pytest.fixture

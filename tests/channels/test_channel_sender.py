@@ -15,7 +15,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
+from tests.channels.sender_topics import produce, read
 
 from lodestar.channels.channel_sender import (
     ChannelSender,
@@ -144,36 +145,6 @@ def request(address: str, **changes: Any) -> dict[str, Any]:
     return out
 
 
-async def produce(settings: Settings, requests: list[dict[str, Any]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        for req in requests:
-            await producer.send_and_wait(settings.topic(Topic.SEND_CUSTOM),
-                                         CODEC.encode(Topic.SEND_CUSTOM, req),
-                                         key=req["endpoint_id"].encode())
-    finally:
-        await producer.stop()
-
-
-async def read(settings: Settings, topic: Topic, check: Callable[[list[dict[str, Any]]], bool],
-               wait_s: float = 30.0) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(settings.topic(topic), bootstrap_servers=settings.kafka_bootstrap,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    got: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                got += [CODEC.decode(topic, m.value) for m in batch]
-            if check(got):
-                return got
-        raise AssertionError(f"{topic} never satisfied the check; got {len(got)} records")
-    finally:
-        await consumer.stop()
-
-
 async def run_until(sender: ChannelSender[Any], done: Callable[[], bool],
                     wait_s: float = 30.0) -> None:
     task = asyncio.create_task(sender.run())
@@ -208,7 +179,7 @@ async def test_every_ending_is_published_once_and_a_replay_sends_nothing(env: Se
 
     suppressed = Suppressed()
 
-    await produce(env, reqs)
+    await produce(env, Topic.SEND_CUSTOM, reqs)
     plugin = ScriptedPlugin(provider)
     plugin.message_price_millicents = 0.1  # type: ignore[attr-defined]
     sender = ChannelSender(env, plugin, fast(), suppression=suppressed)
@@ -268,7 +239,7 @@ async def test_a_sender_stopped_mid_send_never_sends_the_claimed_message_again(
 ) -> None:
     provider = ScriptedProvider()
     reqs = [request("hang-1"), request("ok-1")]
-    await produce(env, reqs)
+    await produce(env, Topic.SEND_CUSTOM, reqs)
     first = ChannelSender(env, ScriptedPlugin(provider), fast())
     task = asyncio.create_task(first.run())
     deadline = time.monotonic() + 30
@@ -295,7 +266,7 @@ async def test_a_sender_stopped_mid_send_never_sends_the_claimed_message_again(
 async def test_concurrency_and_the_rate_limit_shape_the_sends(env: Settings) -> None:
     provider = ScriptedProvider(delay_s=0.05)
     reqs = [request(f"ok-{i}") for i in range(40)]
-    await produce(env, reqs)
+    await produce(env, Topic.SEND_CUSTOM, reqs)
     sender = ChannelSender(env, ScriptedPlugin(provider), fast(concurrency=20))
     started = time.monotonic()
     await run_until(sender, lambda: sender.stats.sent == 40)
@@ -303,7 +274,7 @@ async def test_concurrency_and_the_rate_limit_shape_the_sends(env: Settings) -> 
     assert concurrent < 40 * 0.05  # one at a time would take 2 s of provider time alone
 
     limited_reqs = [request(f"ok-l{i}") for i in range(30)]
-    await produce(env, limited_reqs)
+    await produce(env, Topic.SEND_CUSTOM, limited_reqs)
     limited = ChannelSender(env, ScriptedPlugin(ScriptedProvider()),
                             fast(rate_per_s=20, burst=5, group_id=f"rl-{uuid.uuid4()}"))
     started = time.monotonic()
@@ -316,7 +287,7 @@ async def test_a_plugin_that_raises_parks_the_message_and_the_sender_keeps_going
 ) -> None:
     provider = ScriptedProvider()
     reqs = [request("raise-1"), request("unreadable-1"), request("ok-1")]
-    await produce(env, reqs)
+    await produce(env, Topic.SEND_CUSTOM, reqs)
     sender = ChannelSender(env, ScriptedPlugin(provider), fast())
     await run_until(sender, lambda: sender.stats.batches >= 1 and sender.stats.requests == 3)
     assert provider.calls.count("raise-1") == 1 and provider.calls.count("ok-1") == 1

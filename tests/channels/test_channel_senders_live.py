@@ -12,10 +12,9 @@ import base64
 import copy
 import json
 import os
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,16 @@ from urllib.parse import parse_qsl
 
 import asyncpg
 import pytest
-import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tests.asgi_server import serve_asgi
 from tests.channels.apns_peer import Answer, ApnsPeer, TlsMaterial, tls_material
 from tests.channels.push_peers import FcmPeer, WebPushPeer, serve_app
-from tests.conftest import free_port
+from tests.channels.sender_topics import produce, read
 from tests.e2e.processes import Processes
 
 from lodestar.channel_settings import ChannelSettings
@@ -104,35 +102,6 @@ async def prepare_env(settings: Settings, postgres_dsn: str, topic: Topic,
     finally:
         await pool.close()
     return configured
-
-
-async def produce(settings: Settings, topic: Topic, requests: list[dict[str, Any]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        for req in requests:
-            await producer.send_and_wait(settings.topic(topic), CODEC.encode(topic, req),
-                                         key=req["endpoint_id"].encode())
-    finally:
-        await producer.stop()
-
-
-async def read(settings: Settings, topic: Topic, check: Callable[[list[dict[str, Any]]], bool],
-               wait_s: float = 30.0) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(settings.topic(topic), bootstrap_servers=settings.kafka_bootstrap,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    got: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                got += [CODEC.decode(topic, m.value) for m in batch]
-            if check(got):
-                return got
-        raise AssertionError(f"{topic} never satisfied the check; got {got}")
-    finally:
-        await consumer.stop()
 
 
 @dataclass
@@ -553,22 +522,9 @@ def receiver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhoo
     # the custom sender verifies with the default trust store; point it at the test CA
     monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_path))
     state = WebhookReceiver()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        state.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-        ssl_certfile=str(tls.cert_path), ssl_keyfile=str(tls.key_path)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "receiver did not start"
-        time.sleep(0.02)
-    state.url = f"https://localhost:{port}"
-    try:
+    with serve_asgi(state.app(), tls=(str(tls.cert_path), str(tls.key_path)),
+                    url_host="localhost") as state.url:
         yield state
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def custom(address: str, uri: str) -> dict[str, Any]:

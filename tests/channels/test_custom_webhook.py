@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,13 +13,12 @@ from typing import Any
 
 import httpcore
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from tests.asgi_server import serve_asgi
 from tests.channels.apns_peer import TlsMaterial, tls_material
-from tests.conftest import free_port
 
 from lodestar.channels.custom_webhook import (
     MESSAGE_ID_HEADER,
@@ -72,22 +70,10 @@ def _app(state: Receiver) -> Starlette:
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
     tls = tls_material(tmp_path_factory.mktemp("webhook-tls"), extra_names=(REBIND_NAME,))
     state = Receiver(tls=tls)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        _app(state), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-        ssl_certfile=str(tls.cert_path), ssl_keyfile=str(tls.key_path)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "receiver did not start"
-        time.sleep(0.02)
-    state.url, state.port = f"https://localhost:{port}", port
-    try:
+    with serve_asgi(_app(state), tls=(str(tls.cert_path), str(tls.key_path)),
+                    url_host="localhost") as url:
+        state.url, state.port = url, int(url.rsplit(":", 1)[1])
         yield state
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _body() -> bytes:

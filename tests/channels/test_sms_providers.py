@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,11 +15,11 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tests.asgi_server import serve_asgi
 from tests.conftest import free_port
 
 from lodestar.channels.sms import (
@@ -115,18 +114,8 @@ def _peer_app(peer_log: list[dict[str, Any]]) -> Starlette:
 @pytest.fixture(scope="module")
 def peer() -> Iterator[Peer]:
     log: list[dict[str, Any]] = []
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(_peer_app(log), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "peer did not start"
-        time.sleep(0.02)
-    yield Peer(f"http://127.0.0.1:{port}", log)
-    server.should_exit = True
-    thread.join(10)
+    with serve_asgi(_peer_app(log)) as url:
+        yield Peer(url, log)
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import base64
-import threading
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -14,11 +12,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.asgi_server import serve_asgi
 from tests.conftest import free_port
 
 from lodestar.channels.voice_twilio import TwilioVoice, TwilioVoiceConfig
@@ -93,21 +91,8 @@ def _app(state: TwilioServer) -> Starlette:
 @pytest.fixture(scope="module")
 def twilio() -> Iterator[TwilioServer]:
     state = TwilioServer()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(_app(state), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "Twilio stand-in did not start"
-        time.sleep(0.02)
-    state.url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_asgi(_app(state)) as state.url:
         yield state
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _call(to: str = "+14155550199") -> VoiceCall:

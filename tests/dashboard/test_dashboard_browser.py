@@ -14,7 +14,6 @@ import asyncio
 import os
 import re
 import shutil
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -26,9 +25,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from tests.api.live_api import ADMIN, serve
-from tests.conftest import free_port
+from tests.asgi_server import serve_asgi
 from tests.dashboard.seed import END, START, Data, generate, load, retarget
 
 from lodestar.analytics.clickhouse import connect, migrate
@@ -56,21 +54,8 @@ class Stack:
 
 
 def _serve_in_thread(app: Any) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the stand-in worker web did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serve_asgi(app) as url:
+        yield url
 
 
 @pytest.fixture
