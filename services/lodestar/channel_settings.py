@@ -10,6 +10,7 @@ missing or malformed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -65,6 +66,15 @@ CHANNEL_SETTINGS_ROWS: tuple[tuple[str, str, str], ...] = (
      "Number voice calls come from when the message has none."),
     ("LODESTAR_VOICE_DEFAULT_LANGUAGE", "en-US", "Language of `<Say>` when none is given."),
     ("LODESTAR_VOICE_DEFAULT_VOICE", "Joanna", "Polly voice for the default language."),
+    ("LODESTAR_VOICE_STATUS_CALLBACK_URL", "(unset)",
+     "Public base URL of the API for call outcomes: each call asks Twilio to report its end "
+     "to `<base>/voice/status/twilio/<app>?m=<message id>`; unset: none."),
+    ("LODESTAR_SNS_VERIFY_SIGNATURES", "true",
+     "Verify the signature of SNS messages posted to the email feedback route; false only "
+     "behind a forwarder that re-wraps them (docs/feedback-and-suppression.md)."),
+    ("LODESTAR_SNS_CERT_HOST_PATTERN", "(none)",
+     "Tests only: regular expression of further hosts an SNS SigningCertURL may name "
+     "besides `sns.<region>.amazonaws.com`."),
     ("LODESTAR_WEBHOOK_MASTER_KEY", "(unset)",
      "Key the per-app webhook signing secrets are derived from; required by the custom "
      "sender (docs/voice-and-custom.md)."),
@@ -121,6 +131,9 @@ class ChannelSettings:
     voice_origination_number: str | None = None
     voice_default_language: str = "en-US"
     voice_default_voice: str | None = "Joanna"
+    voice_status_callback_url: str | None = None
+    sns_verify_signatures: bool = True
+    sns_cert_host_pattern: str | None = None
     webhook_master_key: str | None = field(default=None, repr=False)
     webhook_allow: tuple[str, ...] = ()
     webhook_allow_http: bool = False
@@ -153,6 +166,18 @@ class ChannelSettings:
         if allow_http not in ("true", "false", "1", "0", "yes", "no"):
             raise ChannelSettingsError(
                 f"LODESTAR_WEBHOOK_ALLOW_HTTP must be true or false, got {allow_http!r}")
+        verify_sns = _get(env, "LODESTAR_SNS_VERIFY_SIGNATURES").lower()
+        if verify_sns not in ("true", "false", "1", "0", "yes", "no"):
+            raise ChannelSettingsError(
+                f"LODESTAR_SNS_VERIFY_SIGNATURES must be true or false, got {verify_sns!r}")
+        cert_host = _opt(env, "LODESTAR_SNS_CERT_HOST_PATTERN")
+        if cert_host is not None:
+            try:
+                re.compile(cert_host)
+            except re.error as exc:
+                raise ChannelSettingsError(
+                    f"LODESTAR_SNS_CERT_HOST_PATTERN is not a regular expression: {exc}"
+                ) from None
         allow = tuple(e.strip() for e in (_opt(env, "LODESTAR_WEBHOOK_ALLOW") or "").split(",")
                       if e.strip())
         return cls(
@@ -184,6 +209,9 @@ class ChannelSettings:
             voice_origination_number=_opt(env, "LODESTAR_VOICE_ORIGINATION_NUMBER"),
             voice_default_language=_get(env, "LODESTAR_VOICE_DEFAULT_LANGUAGE"),
             voice_default_voice=_opt(env, "LODESTAR_VOICE_DEFAULT_VOICE") or "Joanna",
+            voice_status_callback_url=_opt(env, "LODESTAR_VOICE_STATUS_CALLBACK_URL"),
+            sns_verify_signatures=verify_sns in ("true", "1", "yes"),
+            sns_cert_host_pattern=cert_host,
             webhook_master_key=_opt(env, "LODESTAR_WEBHOOK_MASTER_KEY"),
             webhook_allow=allow,
             webhook_allow_http=allow_http in ("true", "1", "yes"),

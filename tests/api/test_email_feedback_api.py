@@ -8,24 +8,57 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from tests.api.live_api import ADMIN, Api
+from tests.api.live_api import ADMIN, Api, api_settings
 from tests.api.test_openapi import _Checker
 from tests.api.topic_records import topic_records
+from tests.asgi_server import serve_asgi
+from tests.sns_signer import CERT_URL, Signer
 
 from lodestar.api import openapi
+from lodestar.api.app import create_app
+from lodestar.api.sns_verification import SnsVerifier, SnsVerifyConfig
 from lodestar.contracts.codec import AvroCodec
 from lodestar.core.topics import Topic
+from lodestar.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN[0]}:{ADMIN[1]}"}
 KNOWN_ID = "msg-known-0001"
 FEEDBACK = "/v1/apps/{application-id}/channels/email/feedback"
+SIGNER = Signer()  # SNS's signing key and certificate, as far as these tests know
+SES_ID = "0102015fd91a5ca3-93c245fe-000000"
+
+
+class CertificateServer:
+    """The injected certificate fetcher: serves ``SIGNER``'s certificate at ``CERT_URL``."""
+
+    def __init__(self) -> None:
+        self.fetched: list[str] = []
+
+    async def __call__(self, url: str) -> bytes:
+        self.fetched.append(url)
+        assert url == CERT_URL
+        return SIGNER.pem
+
+
+def _serve(settings: Settings, verify: bool = True) -> Iterator[Api]:
+    app = create_app(settings)
+    app.state.sns_verifier = SnsVerifier(SnsVerifyConfig(enabled=verify), CertificateServer())
+    with serve_asgi(app, lifespan="on") as url:
+        yield Api(url, settings)
+
+
+@pytest.fixture
+def api(settings: Settings, control_dsn: str) -> Iterator[Api]:
+    """The live API, checking SNS signatures with ``SIGNER``'s certificate."""
+    yield from _serve(api_settings(settings, control_dsn))
 
 
 def _create_app(api: Api, name: str = "Shop") -> tuple[str, dict[str, str]]:
@@ -37,8 +70,10 @@ def _create_app(api: Api, name: str = "Shop") -> tuple[str, dict[str, str]]:
     return answer.json()["Id"], {"Authorization": f"Bearer {key[0]}:{key[1]}"}
 
 
-def _seed_sent_message(dsn: str, app_id: str) -> None:
-    """What the email sender stores for a campaign send it delivered."""
+def _seed_sent_message(dsn: str, app_id: str, provider_id: str | None = None,
+                       message_id: str = KNOWN_ID) -> None:
+    """What the email sender stores for a campaign send it delivered (``provider_id``:
+    the relay's queued-as id)."""
     attrs = {"campaign_id": "cmp-1", "campaign_activity_id": "run-1", "treatment_id": "0",
              "region": "eu"}
     deliveries = [
@@ -55,9 +90,10 @@ def _seed_sent_message(dsn: str, app_id: str) -> None:
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute(
-                "INSERT INTO sent_messages (message_id, app_id, state, claimed_by, deliveries) "
-                "VALUES ($1, $2, 'SENT', 'email-test', $3::jsonb)",
-                KNOWN_ID, app_id, json.dumps(deliveries))
+                "INSERT INTO sent_messages (message_id, app_id, state, claimed_by, deliveries, "
+                "provider_message_id) VALUES ($1, $2, 'SENT', 'email-test', $3::jsonb, $4)",
+                message_id, app_id,
+                json.dumps(deliveries).replace(KNOWN_ID, message_id), provider_id)
         finally:
             await conn.close()
 
@@ -73,7 +109,10 @@ def _deliveries(api: Api, expected: int, within: float = 10.0) -> list[dict[str,
     return asyncio.run(read())
 
 
-def _ses_bounce(address: str, message_id: str, bounce_type: str = "Permanent") -> dict[str, Any]:
+def _ses_bounce(address: str, message_id: str | None, bounce_type: str = "Permanent",
+               ses_id: str = SES_ID) -> dict[str, Any]:
+    """An SNS Notification of an SES bounce, signed by ``SIGNER``; ``message_id`` None:
+    the original headers were not included."""
     note = {
         "notificationType": "Bounce",
         "bounce": {
@@ -87,15 +126,18 @@ def _ses_bounce(address: str, message_id: str, bounce_type: str = "Permanent") -
         },
         "mail": {
             "timestamp": "2026-05-01T12:00:00.000Z", "source": "shop@example.com",
-            "messageId": "0102015fd91a5ca3-93c245fe-000000", "destination": [address],
+            "messageId": ses_id, "destination": [address],
             "headersTruncated": False,
             "headers": [{"name": "From", "value": "shop@example.com"},
                         {"name": "X-Lodestar-Message-Id", "value": message_id}],
         },
     }
-    return {"Type": "Notification", "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
-            "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-feedback",
-            "Message": json.dumps(note), "Timestamp": "2026-05-01T12:00:03.000Z"}
+    if message_id is None:
+        del note["mail"]["headers"]  # type: ignore[attr-defined]
+    return SIGNER.sign({
+        "Type": "Notification", "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-feedback",
+        "Message": json.dumps(note), "Timestamp": "2026-05-01T12:00:03.000Z"})
 
 
 def _feedback(api: Api, app_id: str, body: Any, headers: dict[str, str]) -> httpx.Response:
@@ -123,9 +165,11 @@ def test_feedback_publishes_records_tied_to_the_send_and_suppresses(api: Api) ->
         {"Type": "Bounce", "Address": "full@example.com", "BounceType": "Transient",
          "Diagnostic": "452 mailbox full", "Timestamp": "2026-05-01T13:00:00Z"},
         {"Type": "Delivery", "Address": "fine@example.com", "MessageId": KNOWN_ID},
-        {"Type": "SubscriptionConfirmation", "MessageId": "165545c9", "Token": "abc",
-         "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-feedback",
-         "SubscribeURL": confirm_url},
+        SIGNER.sign({"Type": "SubscriptionConfirmation", "MessageId": "165545c9",
+                     "Token": "abc", "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-feedback",
+                     "Message": "You have chosen to subscribe to the topic.",
+                     "Timestamp": "2026-05-01T12:00:00.000Z", "SubscribeURL": confirm_url},
+                    "2"),
     ]
     answer = _feedback(api, app_id, body, app_auth)  # the app's own key
     assert answer.status_code == 200, answer.text
@@ -224,3 +268,76 @@ def test_bad_bodies_credentials_and_unknown_apps(api: Api) -> None:
     assert _deliveries(api, 1, within=3) == []
     assert _suppressed(api, app_id, app_auth) == {}
     assert _suppressed(api, other_id, other_auth) == {}
+
+
+def test_unsigned_or_forged_sns_messages_are_refused_and_nothing_happens(api: Api) -> None:
+    app_id, app_auth = _create_app(api)
+    generic = {"Type": "Complaint", "Address": "angry@example.com"}
+    signed = _ses_bounce("jane@example.com", KNOWN_ID)
+    unsigned = {k: v for k, v in signed.items()
+                if k not in ("Signature", "SignatureVersion", "SigningCertURL")}
+    forged = {**signed, "Message": signed["Message"].replace("Permanent", "Transient")}
+    elsewhere = SIGNER.sign({k: signed[k] for k in ("Type", "MessageId", "TopicArn", "Message",
+                                                    "Timestamp")},
+                            cert_url="https://sns.eu-west-1.amazonaws.com.evil.example/c.pem")
+    for bad, reason in ((unsigned, "UNSIGNED"), (forged, "MISMATCH"), (elsewhere, "CERT_URL")):
+        answer = _feedback(api, app_id, [generic, bad], app_auth)
+        assert answer.status_code == 403, answer.text
+        assert answer.headers["x-amzn-ErrorType"] == "ForbiddenException"
+        message = answer.json()["Message"]
+        assert message.startswith(f"Item 1 is an SNS message whose signature is refused "
+                                  f"({reason})"), message
+        assert "Nothing was processed" in message
+        _Checker(openapi.document())(answer, "POST", FEEDBACK)
+    assert _deliveries(api, 1, within=3) == []
+    assert _suppressed(api, app_id, app_auth) == {}
+    # the same body with the genuine signature goes through
+    answer = _feedback(api, app_id, [generic, signed], app_auth)
+    assert answer.status_code == 200, answer.text
+    assert len(_deliveries(api, 2)) == 2
+
+
+def test_with_checks_off_unsigned_sns_messages_are_processed(settings: Settings,
+                                                             control_dsn: str) -> None:
+    for api in _serve(api_settings(settings, control_dsn), verify=False):
+        app_id, app_auth = _create_app(api)
+        signed = _ses_bounce("jane@example.com", None)
+        unsigned = {k: v for k, v in signed.items() if k != "Signature"}
+        answer = _feedback(api, app_id, unsigned, app_auth)
+        assert answer.status_code == 200, answer.text
+        [record] = _deliveries(api, 1)
+        assert record["event_type"] == "_email.hardbounce"
+
+
+def test_reports_without_headers_are_matched_by_the_ses_message_id(api: Api) -> None:
+    app_id, app_auth = _create_app(api)
+    other_id, _ = _create_app(api, "Other")
+    _seed_sent_message(api.settings.postgres_dsn, app_id, provider_id=SES_ID)
+    # another application's send with the same relay id never matches
+    _seed_sent_message(api.settings.postgres_dsn, other_id, provider_id="0102-other",
+                       message_id="msg-other-app")
+    body = [
+        _ses_bounce("jane@example.com", None),  # SNS envelope, no original headers
+        json.loads(_ses_bounce("bob@example.com", None, "Transient", "0102-unknown")["Message"]),
+        json.loads(_ses_bounce("eve@example.com", None, "Transient", "0102-other")["Message"]),
+    ]
+    answer = _feedback(api, app_id, body, app_auth)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["EmailFeedbackResponse"]["Results"]
+    [jane], [bob], [eve] = (r["Recipients"] for r in results)
+    assert (jane["MessageId"], jane["MessageFound"], jane["EndpointId"]) == (
+        KNOWN_ID, True, "ep-1")
+    assert (bob["MessageId"], bob["MessageFound"]) == ("ses:0102-unknown", False)
+    assert "EndpointId" not in bob
+    assert (eve["MessageId"], eve["MessageFound"]) == ("ses:0102-other", False)
+
+    records = {r["attributes"]["destination_address"]: r for r in _deliveries(api, 3)}
+    hard = records["jane@example.com"]
+    assert (hard["message_id"], hard["endpoint_id"], hard["user_id"]) == (
+        KNOWN_ID, "ep-1", "user-1")
+    assert hard["attributes"]["campaign_id"] == "cmp-1"
+    assert hard["attributes"]["provider_message_id"] == SES_ID
+    assert records["bob@example.com"]["endpoint_id"] is None
+    one = httpx.get(f"{api.url}/v1/apps/{app_id}/suppressed-destinations/EMAIL/"
+                    "jane@example.com", headers=app_auth)
+    assert one.json()["SuppressedDestination"]["Attributes"]["MessageId"] == KNOWN_ID

@@ -244,3 +244,78 @@ def test_status_callbacks_become_delivery_receipts_of_the_original_send(live: Li
                        headers={"X-Twilio-Signature": twilio_signature(
                            url.split("?")[0], [("MessageStatus", "delivered")], TOKEN)})
     assert no_id.status_code == 400
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_call_status_callbacks_become_voice_outcomes_of_the_original_call(live: Live) -> None:
+    from lodestar.channels.voice_twilio import status_callback_url
+    from lodestar.core.delivery_events import Channel, DeliverySubject
+    from lodestar.core.provider_outcome import accepted
+    from lodestar.core.voice_message import outcome_records
+
+    call_sid = "CA" + "4" * 32
+    subject = DeliverySubject(APP, "m-" + "6" * 32, Channel.VOICE, endpoint_id="voice-ana",
+                              user_id="u-ana", journey_id="j-1", journey_activity_id="act-1",
+                              journey_run_id="run-9", context={"origin": "reminder"})
+    sent = outcome_records(subject, accepted(201, call_sid, "call queued"), 1_780_000_000_000)
+
+    async def store() -> None:
+        conn = await asyncpg.connect(live.settings.postgres_dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO sent_messages (message_id, app_id, channel, state, claimed_by, "
+                "deliveries, provider_message_id) "
+                "VALUES ($1, $2, 'VOICE', 'SENT', 'voice-test', $3::jsonb, $4)",
+                subject.message_id, APP, json.dumps(sent), call_sid)
+        finally:
+            await conn.close()
+
+    asyncio.run(store())
+    url = status_callback_url(live.url, APP, subject.message_id)
+
+    def callback(status: str, token: str = TOKEN, **more: str) -> httpx.Response:
+        form = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32, "CallStatus": status,
+                "To": ANA, "From": OURS, "ApiVersion": "2010-04-01", **more}
+        sig = twilio_signature(url, form.items(), token)
+        return httpx.post(url, data=form, headers={"X-Twilio-Signature": sig})
+
+    assert callback("ringing").status_code == 204  # not an ending: nothing published
+    assert callback("completed", CallDuration="42").status_code == 204
+    assert callback("completed", CallDuration="42").status_code == 204  # repeated
+    assert callback("busy", token="forged").status_code == 403
+    records = live.records(Topic.DELIVERIES, 3, within=8)
+    assert len(records) == 2 and records[0]["event_id"] == records[1]["event_id"]
+    outcome = records[0]
+    assert (outcome["event_type"], outcome["channel"], outcome["endpoint_id"],
+            outcome["user_id"], outcome["message_id"]) == (
+        "_voice.success", "VOICE", "voice-ana", "u-ana", subject.message_id)
+    assert outcome["event_id"] != sent[0]["event_id"]  # not the sender's own record
+    attrs = outcome["attributes"]
+    assert (attrs["journey_id"], attrs["journey_activity_id"], attrs["journey_run_id"]) == (
+        "j-1", "act-1", "run-9")
+    assert attrs["origin"] == "reminder"
+    assert attrs["call_status"] == "completed" and attrs["provider_message_id"] == call_sid
+    assert outcome["metrics"] == {"call_duration_seconds": 42.0}
+    no_id = httpx.post(url.split("?")[0], data={"CallStatus": "busy"},
+                       headers={"X-Twilio-Signature": twilio_signature(
+                           url.split("?")[0], [("CallStatus", "busy")], TOKEN)})
+    assert no_id.status_code == 400
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_call_failures_of_unknown_calls_carry_what_twilio_says(live: Live) -> None:
+    from lodestar.channels.voice_twilio import status_callback_url
+
+    url = status_callback_url(live.url, APP, "m-unknown")
+    form = {"CallSid": "CA" + "5" * 32, "CallStatus": "no-answer", "To": ANA, "From": OURS}
+    answer = httpx.post(url, data=form,
+                        headers={"X-Twilio-Signature": twilio_signature(url, form.items(),
+                                                                        TOKEN)})
+    assert answer.status_code == 204
+    [record] = live.records(Topic.DELIVERIES, 1, within=8)
+    assert (record["event_type"], record["message_id"], record["endpoint_id"]) == (
+        "_voice.failure", "m-unknown", None)
+    assert record["attributes"]["call_status"] == "no-answer"
+    assert record["attributes"]["destination_phone_number"] == ANA

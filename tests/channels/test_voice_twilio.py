@@ -19,7 +19,7 @@ from starlette.routing import Route
 from tests.asgi_server import serve_asgi
 from tests.conftest import free_port
 
-from lodestar.channels.voice_twilio import TwilioVoice, TwilioVoiceConfig
+from lodestar.channels.voice_twilio import TwilioVoice, TwilioVoiceConfig, status_callback_url
 from lodestar.core.provider_outcome import ProviderOutcomeKind
 from lodestar.core.voice_message import VoiceCall, VoiceDefaults, prepare_call
 
@@ -111,7 +111,7 @@ def _transport(server: TwilioServer, **changes: Any) -> TwilioVoice:
 
 
 async def test_a_call_is_placed_with_form_fields_auth_and_twiml(twilio: TwilioServer) -> None:
-    transport = _transport(twilio, status_callback_url="https://lodestar.example/voice/status")
+    transport = _transport(twilio, status_callback_url="https://lodestar.example/")
     try:
         outcome = await transport.send(_call())
     finally:
@@ -121,7 +121,8 @@ async def test_a_call_is_placed_with_form_fields_auth_and_twiml(twilio: TwilioSe
     assert outcome.provider_message_id and outcome.provider_message_id.startswith("CA")
     form = twilio.calls[-1]
     assert (form["To"], form["From"]) == ("+14155550199", "+14155550100")
-    assert form["StatusCallback"] == "https://lodestar.example/voice/status"
+    assert form["StatusCallback"] == "https://lodestar.example/voice/status/twilio/app?m=m-1"
+    assert (form["StatusCallbackEvent"], form["StatusCallbackMethod"]) == ("completed", "POST")
     root = ET.fromstring(form["Twiml"])
     [say] = list(root)
     assert (root.tag, say.tag) == ("Response", "Say")
@@ -189,3 +190,19 @@ async def test_no_answer_is_a_retry() -> None:
     finally:
         await transport.aclose()
     assert outcome.kind is ProviderOutcomeKind.RETRY and outcome.status_code is None
+
+
+async def test_without_a_callback_base_no_status_is_asked(twilio: TwilioServer) -> None:
+    transport = _transport(twilio)
+    try:
+        outcome = await transport.send(_call())
+    finally:
+        await transport.aclose()
+    assert outcome.kind is ProviderOutcomeKind.ACCEPTED
+    assert "StatusCallback" not in twilio.calls[-1]
+    assert "StatusCallbackEvent" not in twilio.calls[-1]
+
+
+def test_callback_urls_quote_the_ids() -> None:
+    assert status_callback_url("https://api.example/base/", "app 1", "m/1+2") == (
+        "https://api.example/base/voice/status/twilio/app%201?m=m%2F1%2B2")

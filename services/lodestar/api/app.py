@@ -36,6 +36,7 @@ from lodestar.api.job_runner import JobRunner
 from lodestar.api.kpis import kpi_routes
 from lodestar.api.openapi import openapi_routes
 from lodestar.api.sms_inbound import SmsInboundConfig, sms_inbound_routes
+from lodestar.api.sns_verification import SnsVerifier, SnsVerifyConfig
 from lodestar.api.suppression import (
     delete_suppressed_destination,
     get_suppressed_destination,
@@ -133,7 +134,7 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
         Route("/healthz", healthz, methods=["GET"]),
         *openapi_routes(),  # GET /openapi.json and GET /docs, without credentials
         *tracking_routes(),  # /t/o|c|u/{token}: email tracking, the token is the credential
-        *sms_inbound_routes(),  # /sms/inbound/twilio/{id}: X-Twilio-Signature, not SigV4
+        *sms_inbound_routes(),  # /sms/…, /voice/status/twilio/{id}: X-Twilio-Signature
         *dashboard_routes(),  # /dashboard pages: static, no credentials (api/dashboard.py)
         *analytics_routes(),  # Lodestar extension: /v1/apps/{id}/analytics/{query-name}
         Route("/v1/apps", create_application, methods=["POST"]),
@@ -220,5 +221,7 @@ def create_app(settings: Settings, publisher: EventPublisher | None = None) -> S
     )
     app.state.settings = settings
     app.state.sms_inbound = SmsInboundConfig.from_settings(settings)  # api/sms_inbound.py
+    # SNS signatures of email feedback (api/sns_verification.py; tests inject a fetcher)
+    app.state.sns_verifier = SnsVerifier(SnsVerifyConfig.from_settings(settings))
     app.state.authenticator = authenticator
     return app

@@ -4,12 +4,18 @@ feedback (Lodestar extension; docs/feedback-and-suppression.md).
 Authenticated like every ``/v1`` route (an admin key or a key of the application).
 The body is SES notifications as SNS posts them (the envelope, or the SES object
 itself) or Lodestar's generic form, one object or a list (``core.email_feedback``).
-Per good item:
 
-1. the original send is looked up by Lodestar's message id in ``sent_messages``
-   (what the email sender stored: its delivery records name the endpoint, user,
-   campaign/journey and Context); when unknown, records carry only what the
-   feedback does;
+Every SNS-shaped item (``Type`` Notification, SubscriptionConfirmation or
+UnsubscribeConfirmation) must carry a valid SNS signature (``api.sns_verification``)
+unless ``LODESTAR_SNS_VERIFY_SIGNATURES`` is false: one refused item answers 403 and
+nothing of the body is processed (500 when the signing certificate could not be
+fetched: SNS retries). Per good item:
+
+1. the original send is looked up in ``sent_messages`` (what the email sender stored:
+   its delivery records name the endpoint, user, campaign/journey and Context) by
+   Lodestar's message id, or, when the report lacks it (no original headers), by SES's
+   ``mail.messageId`` as the ``provider_message_id`` the sender stored (the relay's
+   queued-as id); when unknown, records carry only what the feedback does;
 2. hard bounces and complaints are added to the application's suppression list
    (``control.suppression``), soft bounces and deliveries never;
 3. ``_email.hardbounce|softbounce|complaint|delivered`` records are published on
@@ -32,7 +38,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -41,6 +48,7 @@ from starlette.responses import JSONResponse, Response
 
 from lodestar.api.errors import ErrorType, error_response, new_request_id
 from lodestar.api.event_publisher import EventPublisher
+from lodestar.api.sns_verification import ItemRefused, SnsVerifier
 from lodestar.control.suppression import SuppressionRepository
 from lodestar.core.delivery_events import Channel
 from lodestar.core.email_feedback import (
@@ -50,6 +58,7 @@ from lodestar.core.email_feedback import (
     Feedback,
     Ignored,
     Invalid,
+    ItemOutcome,
     feedback_record,
     feedback_subject,
     parse_feedback,
@@ -77,6 +86,49 @@ async def sent_deliveries(pool: asyncpg.Pool, app_id: str, message_ids: Sequence
         records = json.loads(stored) if isinstance(stored, str) else stored
         out[row["message_id"]] = [r for r in records or () if isinstance(r, dict)]
     return out
+
+
+async def sent_by_provider_id(pool: asyncpg.Pool, app_id: str, provider_ids: Sequence[str]
+                              ) -> dict[str, str]:
+    """Lodestar's message id per provider message id (the relay's queued-as id, which for
+    SES is ``mail.messageId``), among this app's email sends; the latest send wins."""
+    if not provider_ids:
+        return {}
+    rows = await pool.fetch(
+        "SELECT DISTINCT ON (provider_message_id) provider_message_id, message_id "
+        "FROM sent_messages WHERE app_id = $1 AND channel = 'EMAIL' "
+        "AND provider_message_id = ANY($2::text[]) "
+        "ORDER BY provider_message_id, claimed_at DESC",
+        app_id, sorted(set(provider_ids)),
+    )
+    return {row["provider_message_id"]: row["message_id"] for row in rows}
+
+
+def _matched(outcome: ItemOutcome, by_provider_id: Mapping[str, str]) -> ItemOutcome:
+    """``outcome`` with Lodestar's message id filled in where only the provider's was
+    known (the original headers were not in the report) and a send matches it."""
+    if not isinstance(outcome, Accepted) or not by_provider_id:
+        return outcome
+
+    def matched(f: Feedback) -> Feedback:
+        found = None if f.message_id else by_provider_id.get(f.provider_message_id or "")
+        return f if found is None else replace(f, message_id=found)
+
+    return replace(outcome, feedback=tuple(matched(f) for f in outcome.feedback))
+
+
+def _refused(refused: ItemRefused, request_id: str) -> Response:
+    where = f"Item {refused.index} is an SNS message"
+    if refused.transient:
+        return error_response(
+            ErrorType.INTERNAL, f"{where} whose signing certificate could not be fetched "
+            f"({refused.refused.message}). Nothing was processed; retry the request.",
+            request_id)
+    return error_response(
+        ErrorType.FORBIDDEN, f"{where} whose signature is refused "
+        f"({refused.refused.reason.value}): {refused.refused.message}. Nothing was processed. "
+        "SNS signatures are checked unless LODESTAR_SNS_VERIFY_SIGNATURES is false.",
+        request_id)
 
 
 def _recipient_result(feedback: Feedback, record: dict[str, Any], known: bool) -> dict[str, Any]:
@@ -113,12 +165,20 @@ async def post_email_feedback(request: Request) -> Response:
         return error_response(
             ErrorType.BAD_REQUEST,
             f"The body is a list of {len(body)} items; send 1 to {MAX_ITEMS}.", request_id)
+    verifier: SnsVerifier = request.app.state.sns_verifier
+    refused = await verifier.check(body if isinstance(body, list) else [body])
+    if refused is not None:
+        return _refused(refused, request_id)
     now_ms = int(time.time() * 1000)
     outcomes = parse_feedback(body, now_ms)
 
+    pool: asyncpg.Pool = request.app.state.pool
+    by_provider_id = await sent_by_provider_id(pool, app_id, [
+        f.provider_message_id for o in outcomes if isinstance(o, Accepted) for f in o.feedback
+        if not f.message_id and f.provider_message_id])
+    outcomes = [_matched(o, by_provider_id) for o in outcomes]
     accepted = [o for o in outcomes if isinstance(o, Accepted)]
     feedback = [f for o in accepted for f in o.feedback]
-    pool: asyncpg.Pool = request.app.state.pool
     stored = await sent_deliveries(pool, app_id, [f.message_id for f in feedback
                                                   if f.message_id])
     records = {id(f): feedback_record(
@@ -246,9 +306,13 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         "\"Timestamp\", \"FeedbackId\"}`; one object or a list of up to "
         f"{MAX_ITEMS}. Publishes `_email.hardbounce`, `_email.softbounce`, `_email.complaint` "
         "or `_email.delivered` on the deliveries topic, tied to the original send when its "
-        "message id is known, and adds hard bounces (Permanent) and complaints to the "
-        "application's suppression list. An SNS SubscriptionConfirmation is answered with "
-        "its SubscribeURL and logged; Lodestar does not fetch it. See "
+        "message id is known (Lodestar's, from the original headers, else SES's "
+        "mail.messageId as the relay's queued-as id the sender stored), and adds hard "
+        "bounces (Permanent) and complaints to the "
+        "application's suppression list. SNS messages must carry a valid SNS signature "
+        "(SignatureVersion 1 or 2, certificate from sns.<region>.amazonaws.com). An SNS "
+        "SubscriptionConfirmation is answered with its SubscribeURL and logged; Lodestar "
+        "does not fetch it. See "
         "docs/feedback-and-suppression.md. Who may call it: an admin key, or a key of this "
         "application.",
         "x-lodestar-extension": True,
@@ -270,11 +334,15 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "400": {"$ref": refs + "BadRequest", "description": "The body is not JSON, or "
                     "some items are malformed: Message names each, and the body also holds "
                     "EmailFeedbackResponse; the good items were processed all the same."},
-            "403": {"$ref": refs + "Forbidden"},
+            "403": {"$ref": refs + "Forbidden", "description": "Bad credentials, or an SNS "
+                    "message whose signature is missing or does not verify (Message names "
+                    "the item; nothing was processed)."},
             "404": {"$ref": refs + "NotFound", "description": "No such application."},
             "413": {"$ref": refs + "PayloadTooLarge",
                     "description": f"The body is over {MAX_FEEDBACK_BYTES // 2**20} MB."},
-            "500": {"$ref": refs + "InternalServerError"},
+            "500": {"$ref": refs + "InternalServerError", "description": "Kafka did not "
+                    "acknowledge the records, or an SNS signing certificate could not be "
+                    "fetched; retry."},
         },
     }}
     return {"/v1/apps/{application-id}/channels/email/feedback": item}, schemas

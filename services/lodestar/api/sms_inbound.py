@@ -1,4 +1,6 @@
-"""Inbound SMS from Twilio: ``POST /sms/inbound/twilio/{application_id}``.
+"""Twilio's webhooks: inbound SMS (``POST /sms/inbound/twilio/{application_id}``), SMS
+delivery receipts (``POST /sms/status/twilio/{application_id}?m=``) and voice call
+outcomes (``POST /voice/status/twilio/{application_id}?m=``, ``core.voice_receipts``).
 
 Outside ``/v1`` (no SigV4): Twilio authenticates the request with
 ``X-Twilio-Signature``, base64 HMAC-SHA1 under the account's auth token over the
@@ -6,7 +8,7 @@ full URL Twilio requested followed by every form parameter, sorted by name, as
 name + value (``twilio_signature``). A missing or wrong signature answers 403;
 without a configured auth token the route answers 404.
 
-The whole message body is read by ``core.sms_keywords``:
+The whole inbound message body is read by ``core.sms_keywords``:
 
 - opt-out words (STOP, …): every live SMS endpoint of the application whose
   Address is the sender's number (``From``) gets an UPSERT endpoint command setting
@@ -19,9 +21,13 @@ Every other answer is an empty ``<Response/>``. Command ids and event ids derive
 from Twilio's ``MessageSid``, so a webhook Twilio retries changes nothing twice.
 A publishing failure answers 500 (Twilio shows it in its debugger).
 
-Configuration (``app.state.sms_inbound``, a ``SmsInboundConfig``): the Twilio auth
-token, the help text, and ``public_base_url`` — the scheme and host Twilio is told
-to call, when Lodestar sits behind a proxy that changes them.
+The status callbacks publish the receipt of a final status (``core.sms_receipts``,
+``core.voice_receipts``) about the original send, looked up in ``sent_messages``.
+
+Configuration (``app.state.sms_inbound``, a ``SmsInboundConfig``, shared by every
+route here): the Twilio auth token, the help text, and ``public_base_url`` — the
+scheme and host Twilio is told to call, when Lodestar sits behind a proxy that
+changes them.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ from lodestar.core.sms_keywords import (
     read_keyword,
 )
 from lodestar.core.sms_receipts import receipt_record
+from lodestar.core.voice_receipts import CALL_ENDINGS
+from lodestar.core.voice_receipts import receipt_record as voice_receipt_record
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +204,9 @@ async def stored_sms_records(pool: asyncpg.Pool, app_id: str, message_id: str
     return [r for r in records or () if isinstance(r, dict)]
 
 
-async def twilio_status(request: Request) -> Response:
-    """``POST /sms/status/twilio/{application_id}?m=<message id>``: Twilio's status
-    callback for a message the SMS sender sent (``core.sms_receipts``)."""
+async def _signed_form(request: Request) -> list[tuple[str, str]] | Response:
+    """The form of a Twilio webhook whose X-Twilio-Signature is good, or the answer:
+    404 without a configured auth token, 403 for a missing or wrong signature."""
     config: SmsInboundConfig = request.app.state.sms_inbound
     if not config.twilio_auth_token:
         return PlainTextResponse("Not found.", status_code=404)
@@ -207,6 +215,46 @@ async def twilio_status(request: Request) -> Response:
     if not signature_valid(_request_url(request, config), params, config.twilio_auth_token,
                            request.headers.get("x-twilio-signature")):
         return PlainTextResponse("Invalid X-Twilio-Signature.", status_code=403)
+    return params
+
+
+async def stored_voice_records(pool: asyncpg.Pool, app_id: str, message_id: str
+                               ) -> list[dict[str, Any]]:
+    """The delivery records the voice sender stored for ``message_id`` (this app's)."""
+    stored = await pool.fetchval(
+        "SELECT deliveries FROM sent_messages WHERE app_id = $1 AND message_id = $2"
+        " AND channel = 'VOICE'", app_id, message_id)
+    if stored is None:
+        return []
+    records = json.loads(stored) if isinstance(stored, str) else stored
+    return [r for r in records or () if isinstance(r, dict)]
+
+
+async def twilio_call_status(request: Request) -> Response:
+    """``POST /voice/status/twilio/{application_id}?m=<message id>``: Twilio's status
+    callback for a call the voice sender placed (``core.voice_receipts``)."""
+    params = await _signed_form(request)
+    if isinstance(params, Response):
+        return params
+    message_id = request.query_params.get("m")
+    if not message_id:
+        return PlainTextResponse("The callback URL lacks ?m=<message id>.", status_code=400)
+    app_id = request.path_params["application_id"]
+    stored = await stored_voice_records(request.app.state.pool, app_id, message_id)
+    record = voice_receipt_record(app_id, message_id, dict(params), stored,
+                                  int(time.time() * 1000))
+    if record is not None:
+        publisher: EventPublisher = request.app.state.publisher
+        await publisher.publish_deliveries([record])
+    return PlainTextResponse("", status_code=204)
+
+
+async def twilio_status(request: Request) -> Response:
+    """``POST /sms/status/twilio/{application_id}?m=<message id>``: Twilio's status
+    callback for a message the SMS sender sent (``core.sms_receipts``)."""
+    params = await _signed_form(request)
+    if isinstance(params, Response):
+        return params
     message_id = request.query_params.get("m")
     if not message_id:
         return PlainTextResponse("The callback URL lacks ?m=<message id>.", status_code=400)
@@ -220,10 +268,12 @@ async def twilio_status(request: Request) -> Response:
 
 
 def sms_inbound_routes() -> list[Route]:
-    """The SMS webhooks, served without SigV4 (the provider's signature is the
-    credential): inbound messages and delivery status callbacks."""
+    """The Twilio webhooks, served without SigV4 (the provider's signature is the
+    credential): inbound messages, SMS delivery and voice call status callbacks."""
     return [Route("/sms/inbound/twilio/{application_id}", twilio_inbound, methods=["POST"]),
-            Route("/sms/status/twilio/{application_id}", twilio_status, methods=["POST"])]
+            Route("/sms/status/twilio/{application_id}", twilio_status, methods=["POST"]),
+            Route("/voice/status/twilio/{application_id}", twilio_call_status,
+                  methods=["POST"])]
 
 
 def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -299,5 +349,49 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                                    "configured.", "content": text},
         },
     }}
+    call_status = {"post": {
+        "operationId": "TwilioVoiceStatus",
+        "tags": ["Lodestar"],
+        "summary": "Voice call status callback (Twilio): how a call ended",
+        "description": (
+            "Lodestar extension (docs/voice-and-custom.md). The voice sender sets each "
+            "call's StatusCallback to this URL (StatusCallbackEvent `completed`) when "
+            "LODESTAR_VOICE_STATUS_CALLBACK_URL is set. Authenticated by "
+            "`X-Twilio-Signature`. CallStatus `completed` publishes `_voice.success`; "
+            "`busy`, `no-answer`, `failed`, `canceled` publish `_voice.failure` (Lodestar's "
+            "event names: Pinpoint documents no voice delivery events), with `call_status`, "
+            "the call sid and the metric `call_duration_seconds`; other statuses publish "
+            "nothing. The record carries the original send's endpoint, campaign or journey "
+            "and Context; a repeated callback has the same event id."),
+        "security": [],
+        "parameters": [
+            {"name": "application-id", "in": "path", "required": True,
+             "schema": {"type": "string"}},
+            {"name": "m", "in": "query", "required": True,
+             "description": "Lodestar's message id.", "schema": {"type": "string"}},
+            {"name": "X-Twilio-Signature", "in": "header", "required": True,
+             "schema": {"type": "string"}},
+        ],
+        "requestBody": {"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": {
+                "type": "object",
+                "properties": {
+                    **{name: {"type": "string"} for name in (
+                        "CallSid", "From", "To", "CallDuration", "AnsweredBy",
+                        "SipResponseCode", "Timestamp")},
+                    "CallStatus": {"type": "string", "description": "Final: "
+                                   + ", ".join(CALL_ENDINGS) + "; others are ignored."},
+                },
+                "additionalProperties": {"type": "string"},
+            }},
+        }},
+        "responses": {
+            "204": {"description": "Recorded (or a status that is not final, ignored)."},
+            "4XX": {"description": "400: no ?m=; 403: missing or invalid "
+                                   "X-Twilio-Signature; 404: no Twilio auth token is "
+                                   "configured.", "content": text},
+        },
+    }}
     return {"/sms/inbound/twilio/{application-id}": item,
-            "/sms/status/twilio/{application-id}": status}, {}
+            "/sms/status/twilio/{application-id}": status,
+            "/voice/status/twilio/{application-id}": call_status}, {}

@@ -150,7 +150,8 @@ def voice_plugin(settings: Settings) -> VoicePlugin:
     provider = TwilioVoice(TwilioVoiceConfig(
         account_sid=_require(c.twilio_account_sid, "LODESTAR_TWILIO_ACCOUNT_SID", "voice"),
         auth_token=_require(c.twilio_auth_token, "LODESTAR_TWILIO_AUTH_TOKEN", "voice"),
-        base_url=c.twilio_base_url, timeout_s=c.provider_timeout_seconds))
+        base_url=c.twilio_base_url, timeout_s=c.provider_timeout_seconds,
+        status_callback_url=c.voice_status_callback_url))
     defaults = VoiceDefaults(origination_number=c.voice_origination_number,
                              language_code=c.voice_default_language,
                              voice_id=c.voice_default_voice)

@@ -1,6 +1,8 @@
 """The voice channel for ``ChannelSender`` (``lodestar sender voice``): render the call's
 TwiML ``<Say>`` (``core.voice_message``) and place it with Twilio's Calls API
-(``channels.voice_twilio``). An invalid number makes the endpoint INACTIVE."""
+(``channels.voice_twilio``). An invalid number makes the endpoint INACTIVE. Each call
+carries its app and message id, so Twilio reports how it ended to the signed call-status
+callback (``core.voice_receipts``)."""
 
 from __future__ import annotations
 

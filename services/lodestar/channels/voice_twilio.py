@@ -1,12 +1,14 @@
 """Placing one voice call through Twilio's Calls API, and saying how it went as a value.
 
 ``TwilioVoice.send(call)`` POSTs ``{base_url}/2010-04-01/Accounts/{sid}/Calls.json``
-form-encoded (``To``, ``From``, ``Twiml`` and, when configured,
-``StatusCallback``) with HTTP Basic auth (account sid, auth token) and returns a
-``ProviderOutcome``; it never raises for an answer or a network failure:
+form-encoded (``To``, ``From``, ``Twiml`` and, when ``status_callback_url`` is set,
+``StatusCallback`` = ``<base>/voice/status/twilio/<app>?m=<message id>`` with
+``StatusCallbackEvent=completed``) with HTTP Basic auth (account sid, auth token)
+and returns a ``ProviderOutcome``; it never raises for an answer or a network failure:
 
 - 201/200 with the call ``sid``: ACCEPTED (``provider_message_id`` = sid).
-  Twilio has queued the call; whether it is answered is reported later.
+  Twilio has queued the call; how it ended (completed, busy, no-answer …) is
+  reported to the status callback (``core.voice_receipts``).
 - Twilio error ``code`` 21211/21217 (invalid ``To``), 21214 (``To`` cannot be
   reached), 13224 (invalid number): DEAD_ADDRESS, ``record_status`` INVALID.
 - 21215/21216 (geo permissions / number blocked for the account): PERMANENT,
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -49,6 +52,14 @@ class TwilioVoiceConfig:
     base_url: str = "https://api.twilio.com"
     timeout_s: float = 10.0
     status_callback_url: str | None = None
+    """Public base URL of Lodestar's API: each call asks Twilio to report its end to
+    ``<base>/voice/status/twilio/<app>?m=<message id>`` (``api.sms_inbound``)."""
+
+
+def status_callback_url(base: str, app_id: str, message_id: str) -> str:
+    """Where Twilio reports how the call of ``message_id`` ended."""
+    return (f"{base.rstrip('/')}/voice/status/twilio/{quote(app_id, safe='')}"
+            f"?m={quote(message_id, safe='')}")
 
 
 def calls_url(config: TwilioVoiceConfig) -> str:
@@ -99,10 +110,18 @@ class TwilioVoice:
         self._client = client or httpx.AsyncClient(timeout=config.timeout_s)
         self._clock = clock
 
-    async def send(self, call: VoiceCall) -> ProviderOutcome:
+    def form(self, call: VoiceCall) -> dict[str, str]:
+        """The form fields of ``call``'s Calls API request."""
         form = {"To": call.to, "From": call.from_number, "Twiml": call.twiml}
-        if self._config.status_callback_url:
-            form["StatusCallback"] = self._config.status_callback_url
+        if self._config.status_callback_url and call.app_id and call.message_id:
+            form["StatusCallback"] = status_callback_url(self._config.status_callback_url,
+                                                         call.app_id, call.message_id)
+            form["StatusCallbackEvent"] = "completed"
+            form["StatusCallbackMethod"] = "POST"
+        return form
+
+    async def send(self, call: VoiceCall) -> ProviderOutcome:
+        form = self.form(call)
         try:
             response = await self._client.post(
                 calls_url(self._config), data=form,

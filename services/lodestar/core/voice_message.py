@@ -23,7 +23,8 @@ Pure: no I/O. The transport (``lodestar.channels.voice_twilio``) places the call
   lang, p, phoneme, prosody, s, say-as, sub, w); any other SSML is a rendering
   failure. Everything else is text, XML-escaped.
 - records: ``_voice.success|failure`` (``delivery_events.channel_outcome``) plus
-  ``_campaign.send`` / ``_journey.send`` for those sources.
+  ``_campaign.send`` / ``_journey.send`` for those sources. How the call ended
+  (Twilio's status callback) is ``core.voice_receipts``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class VoiceCall:
     language: str
     voice: str | None
     text: str
+    message_id: str = ""  # Lodestar's: the call-status callback URL names it
+    app_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,8 @@ def prepare_call(
     twiml = build_twiml(text, language, voice)
     if isinstance(twiml, RenderingFailed):
         return twiml
-    return VoiceCall(request["address"], from_number, twiml, language, voice, text)
+    return VoiceCall(request["address"], from_number, twiml, language, voice, text,
+                     message_id=request["message_id"], app_id=request.get("app_id") or "")
 
 
 # -- records ------------------------------------------------------------------------
