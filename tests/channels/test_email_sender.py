@@ -37,9 +37,16 @@ HTML = (
 class _Server:
     """aiosmtpd handler: records messages and connections; answers by local part."""
 
-    def __init__(self) -> None:
+    def __init__(self, pipelining: bool = False) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.sessions: list[Any] = []
+        self.pipelining = pipelining
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
 
     def _seen(self, session: Any) -> None:
         if not any(s is session for s in self.sessions):
@@ -73,9 +80,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(params=[False, True], ids=["sequential", "pipelined"])
+def pipelining(request: pytest.FixtureRequest) -> bool:
+    """Whether the relay advertises PIPELINING (RFC 2920): each test runs both ways."""
+    return bool(request.param)
+
+
 @pytest.fixture
-def server() -> Iterator[tuple[Controller, _Server]]:
-    handler = _Server()
+def server(pipelining: bool) -> Iterator[tuple[Controller, _Server]]:
+    handler = _Server(pipelining)
     controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
     controller.start()
     try:
@@ -170,8 +183,8 @@ async def test_the_relay_receives_the_prepared_bytes_unchanged(server) -> None:
     assert raw == email.data  # 8BITMIME relay: the 8bit bytes as prepared
 
 
-async def test_a_relay_without_8bitmime_gets_the_7bit_variant() -> None:
-    handler = _Server()
+async def test_a_relay_without_8bitmime_gets_the_7bit_variant(pipelining: bool) -> None:
+    handler = _Server(pipelining)
     controller = Controller(handler, hostname="127.0.0.1", port=_free_port(), decode_data=True)
     controller.start()
     try:
@@ -202,12 +215,13 @@ async def test_a_stdlib_message_is_still_accepted(server) -> None:
     assert message_from_bytes(raw, policy=policy.default)["X-Lodestar-Message-Id"] == "msg-stdlib"
 
 
-async def test_one_connection_serves_many_sends(server) -> None:
+async def test_one_connection_serves_many_sends(server, pipelining: bool) -> None:
     controller, inbox = server
     async with SmtpSender(_config(controller.port)) as sender:
         outcomes = [await sender.send(_email(f"user{i}@example.test", f"m-{i}", tracked=False))
                     for i in range(5)]
         assert sender.connections_opened == 1
+        assert sender.pipelining is pipelining
     assert [o.kind for o in outcomes] == [OutcomeKind.DELIVERED] * 5
     assert len(inbox.messages) == 5
     assert len(inbox.sessions) == 1  # the server saw one connection
@@ -231,9 +245,9 @@ async def test_4xx_is_a_soft_bounce_and_5xx_a_hard_bounce(server) -> None:
     assert [m[1] for m in inbox.messages] == [["ana@example.test"]]
 
 
-async def test_a_server_that_goes_away_and_comes_back() -> None:
+async def test_a_server_that_goes_away_and_comes_back(pipelining: bool) -> None:
     port = _free_port()
-    first, second = _Server(), _Server()
+    first, second = _Server(pipelining), _Server(pipelining)
     controller = Controller(first, hostname="127.0.0.1", port=port)
     controller.start()
     sender = SmtpSender(_config(port))
@@ -308,9 +322,10 @@ def test_smtp_settings_defaults_validation_and_masking() -> None:
             Settings.from_env(env)
 
 
-async def test_a_connection_closed_while_idle_is_replaced_without_a_bounce() -> None:
+async def test_a_connection_closed_while_idle_is_replaced_without_a_bounce(
+        pipelining: bool) -> None:
     port = _free_port()
-    first, second = _Server(), _Server()
+    first, second = _Server(pipelining), _Server(pipelining)
     controller = Controller(first, hostname="127.0.0.1", port=port)
     controller.start()
     sender = SmtpSender(_config(port))

@@ -21,6 +21,7 @@ from lodestar.core.email_sending import (
     email_definition,
     final_state,
     prepare_email,
+    relay_message_id,
     screen,
     skip_records,
     smtp_records,
@@ -128,3 +129,17 @@ def test_smtp_and_unknown_records() -> None:
     [unknown] = unknown_outcome_records(subject, NOW)
     assert unknown["event_id"] == send["event_id"]
     assert unknown["attributes"]["send_status"] == "UNKNOWN"
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ("Ok 0100018c2ea3b2c1-5d1e6a0b-7c47-4f4b-9b8b-4bb1c8d1f3a2-000000",
+     "0100018c2ea3b2c1-5d1e6a0b-7c47-4f4b-9b8b-4bb1c8d1f3a2-000000"),  # SES
+    ("2.0.0 Ok: queued as 4ZxKq13Tn8z9vB", "4ZxKq13Tn8z9vB"),  # Postfix
+    ("OK id=1rAbCd-000Abc-Ef", "1rAbCd-000Abc-Ef"),  # Exim
+    ("2.0.0 accepted", None),
+    ("OK", None),
+    ("Ok thanks a lot", None),
+])
+def test_the_relay_message_id_is_read_from_the_data_answer(reply: str,
+                                                           expected: str | None) -> None:
+    assert relay_message_id(reply) == expected

@@ -45,6 +45,7 @@ from lodestar.core.email_sending import (
     Skip,
     SkipReason,
     prepare_email,
+    relay_message_id,
     rendering_failure_records,
     screen,
     skip_records,
@@ -81,7 +82,9 @@ def provider_outcome(outcome: SmtpOutcome) -> ProviderOutcome:
         kind = ProviderOutcomeKind.DEAD_ADDRESS
     else:
         kind = ProviderOutcomeKind.PERMANENT
-    return ProviderOutcome(kind, outcome.code, outcome.message, stage=outcome.stage.value)
+    relay_id = relay_message_id(outcome.message) if kind is ProviderOutcomeKind.ACCEPTED else None
+    return ProviderOutcome(kind, outcome.code, outcome.message, stage=outcome.stage.value,
+                           provider_message_id=relay_id)
 
 
 def _smtp_kind(outcome: ProviderOutcome) -> str:

@@ -23,6 +23,7 @@ template and the dedupe row, talks SMTP and Kafka; this module decides:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -245,6 +246,24 @@ class FinalOutcome:
     message: str
     stage: str
     attempts: int
+
+
+_QUEUED_AS = re.compile(r"\bqueued as ([A-Za-z0-9][\w.@-]{3,200})", re.IGNORECASE)
+_ID_IS = re.compile(r"\bid=([A-Za-z0-9][\w.@-]{3,200})")
+_OK_TOKEN = re.compile(r"(?:[245]\.\d{1,3}\.\d{1,3} )?Ok ([A-Za-z0-9][\w.@-]{7,200})\s*",
+                       re.IGNORECASE)
+
+
+def relay_message_id(reply: str) -> str | None:
+    """The id a relay gave an accepted message, read from its 250 answer to DATA:
+    SES (``Ok 0100018c…-000000``, SES's ``mail.messageId``), Postfix (``2.0.0 Ok:
+    queued as 4Zx…``), Exim (``OK id=1rA…``); ``None`` when the answer names none."""
+    for pattern in (_QUEUED_AS, _ID_IS):
+        found = pattern.search(reply)
+        if found:
+            return found.group(1)
+    found = _OK_TOKEN.fullmatch(reply)
+    return found.group(1) if found else None
 
 
 def final_state(outcome: FinalOutcome) -> SendState:
