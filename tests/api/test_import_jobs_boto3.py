@@ -446,3 +446,45 @@ def test_cli_import_with_wait(settings: Settings, control_dsn: str, tmp_path: Pa
     assert "--format" in capsys.readouterr().err
     assert main(["import", "s3://bucket/x.csv", "--app", app_id]) == 1
     assert "does not reach Amazon S3" in capsys.readouterr().err
+
+
+async def _seed_user_endpoints(dsn: str, app_id: str, user_id: str, n: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for i in range(n):
+            endpoint = {"Id": f"{user_id}-{i}", "ApplicationId": app_id, "ChannelType": "EMAIL",
+                        "Address": f"{user_id}{i}@example.com", "EndpointStatus": "ACTIVE",
+                        "OptOut": "NONE", "User": {"UserId": user_id}}
+            await conn.execute(
+                "INSERT INTO endpoint_read_model (app_id, endpoint_id, endpoint, deleted, "
+                "change_ts, user_id) VALUES ($1, $2, $3::jsonb, false, 1, $4)",
+                app_id, endpoint["Id"], json.dumps(endpoint), user_id)
+    finally:
+        await conn.close()
+
+
+def test_imports_keep_a_user_at_15_endpoints(api: Api, app_id: str, tmp_path: Path) -> None:
+    """13 endpoints in the read model: two more import, the third fails like
+    UpdateEndpoint would; re-importing one the user holds and other users are fine."""
+    asyncio.run(_seed_user_endpoints(api.settings.postgres_dsn, app_id, "big", 13))
+    source = tmp_path / "users.csv"
+    source.write_text(
+        "Id,ChannelType,Address,User.UserId\n"
+        "n1,EMAIL,n1@example.com,big\n"
+        "n2,EMAIL,n2@example.com,big\n"
+        "n3,EMAIL,n3@example.com,big\n"
+        "big-0,EMAIL,big0@example.com,big\n"
+        "o1,EMAIL,o1@example.com,other\n", encoding="utf-8")
+    client = api.admin()
+    created = client.create_import_job(ApplicationId=app_id, ImportJobRequest={
+        "Format": "CSV", "S3Url": source.as_uri(), "RoleArn": ROLE})["ImportJobResponse"]
+    job = _wait_job(client, app_id, created["Id"])
+    assert job["JobStatus"] == "COMPLETED", job
+    assert (job["TotalProcessed"], job["TotalFailures"]) == (4, 1)
+    assert job["Failures"] == [
+        "users.csv: row 4: User.UserId: a user has at most 15 endpoints; user 'big' would "
+        "have 16. Delete some with DeleteEndpoint first."]
+    commands = asyncio.run(_commands(api.settings, 4))
+    mine = [c for c in commands if c["command_id"].startswith(f"import:{created['Id']}:")]
+    assert sorted(c["endpoint_id"] for c in mine if c["kind"] == "UPSERT") == [
+        "big-0", "n1", "n2", "o1"]

@@ -64,7 +64,8 @@ from lodestar.core.endpoint_import import (
     RowFailure,
     parse_rows,
 )
-from lodestar.core.endpoint_rules import address_takeover
+from lodestar.core.endpoint_request import EndpointRequestError
+from lodestar.core.endpoint_rules import address_takeover, check_user_capacity
 from lodestar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,8 @@ class _ImportRun:
         self.failures = list(progress.failures)
         self.fmt = ImportFormat(job.definition["Format"])
         self.register = bool(job.definition.get("RegisterEndpoints", True))
+        self.user_endpoints: dict[str, set[str]] = {}
+        """User id → endpoints this run gave the user (the read model may lag behind)."""
 
     async def piece(self, index: int, piece: Piece) -> None:
         skip = self.extra["piece_records"] if index == self.extra["piece"] else 0
@@ -324,20 +327,43 @@ class _ImportRun:
                 else:
                     batch.append(result)
                 if (seen - skip) % self.runner._checkpoint_every == 0:
-                    await self._flush(index, batch, seen)
+                    await self._flush(index, piece.name, batch, seen)
                     batch = []
-            await self._flush(index, batch, seen)
+            await self._flush(index, piece.name, batch, seen)
 
     def _fail(self, message: str) -> None:
         if len(self.failures) < MAX_FAILURES:
             self.failures.append(message)
         self.progress = replace(self.progress, total_failures=self.progress.total_failures + 1)
 
-    async def _flush(self, index: int, batch: list[ImportedRow], seen: int) -> None:
+    async def _within_user_cap(self, name: str, batch: list[ImportedRow]) -> list[ImportedRow]:
+        """The rows that keep their user at 15 endpoints or fewer (counting the read
+        model and this run's earlier rows); the others fail as UpdateEndpoint would."""
+        users = {row.user_id for row in batch if row.user_id}
+        if not users:
+            return batch
+        existing = await read_model.endpoint_ids_of_users(self.runner._pool, self.job.app_id,
+                                                          users)
+        kept = []
+        for row in batch:
+            if row.user_id:
+                mine = self.user_endpoints.setdefault(row.user_id, set())
+                held = mine | set(existing.get(row.user_id, ()))
+                try:
+                    check_user_capacity(row.user_id, held, [row.endpoint_id])
+                except EndpointRequestError as exc:
+                    self._fail(f"{name}: row {row.row}: {exc.field}: {exc}")
+                    continue
+                mine.add(row.endpoint_id)
+            kept.append(row)
+        return kept
+
+    async def _flush(self, index: int, name: str, batch: list[ImportedRow], seen: int) -> None:
         job = self.job
         commands: list[dict[str, Any]] = []
         now = _now_ms()
         if self.register and batch:
+            batch = await self._within_user_cap(name, batch)
             addresses = [r.request["Address"] for r in batch if r.request.get("Address")]
             holders = (await read_model.holders_of_addresses(self.runner._pool, job.app_id,
                                                              addresses) if addresses else {})

@@ -64,6 +64,13 @@ class ImportedRow:
     endpoint_id: str
     request: dict[str, Any]
 
+    @property
+    def user_id(self) -> str | None:
+        """The record's ``User.UserId``, if it names one."""
+        user = self.request.get("User")
+        value = user.get("UserId") if isinstance(user, dict) else None
+        return value if isinstance(value, str) and value else None
+
 
 @dataclass(frozen=True)
 class RowFailure:
