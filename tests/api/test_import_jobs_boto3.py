@@ -488,3 +488,41 @@ def test_imports_keep_a_user_at_15_endpoints(api: Api, app_id: str, tmp_path: Pa
     mine = [c for c in commands if c["command_id"].startswith(f"import:{created['Id']}:")]
     assert sorted(c["endpoint_id"] for c in mine if c["kind"] == "UPSERT") == [
         "big-0", "n1", "n2", "o1"]
+
+
+async def test_an_interrupted_export_resumes_after_its_last_whole_part(
+    settings: Settings, control_dsn: str, tmp_path: Path,
+) -> None:
+    """A runner that died after part 0 (and midway through part 1) left its checkpoint;
+    the next one keeps part 0 as it is and writes the rest."""
+    from lodestar.control.jobs import EXPORT, Progress
+
+    pool = await asyncpg.create_pool(control_dsn, min_size=1, max_size=4)
+    try:
+        app, _ = await AppsRepository(pool).create_app("Exports")
+        await _seed_endpoints(control_dsn, app.id, 6)  # x00..x04 live, x05 deleted
+        repo = JobsRepository(pool)
+        out = tmp_path / "exports"
+        job = await repo.create(app.id, EXPORT, {"S3UrlPrefix": out.as_uri()})
+        directory = out / job.id
+        directory.mkdir(parents=True)
+        (directory / "part-00000.json").write_text("kept as written\n", encoding="utf-8")
+        (directory / "part-00001.json").write_text('{"Id": "half', encoding="utf-8")
+        (directory / "part-00001.tmp").write_text("partial", encoding="utf-8")
+        await repo.save_progress(app.id, job.id, Progress(
+            checkpoint=2, total_pieces=3, completed_pieces=1, total_processed=2,
+            extra={"after": "x01"}))
+        runner = JobRunner(pool, None, settings, export_file_rows=2, poll_seconds=0.05,
+                           only=(app.id, job.id))
+        assert await runner.run_pending()
+        done = await repo.get(app.id, job.id)
+        assert done is not None and done.status is JobStatus.COMPLETED, done
+        assert (done.progress.total_processed, done.progress.completed_pieces) == (5, 3)
+        assert sorted(p.name for p in directory.iterdir()) == [
+            "part-00000.json", "part-00001.json", "part-00002.json"]
+        assert (directory / "part-00000.json").read_text("utf-8") == "kept as written\n"
+        written = [json.loads(line) for name in ("part-00001.json", "part-00002.json")
+                   for line in (directory / name).read_text("utf-8").splitlines()]
+        assert [e["Id"] for e in written] == ["x02", "x03", "x04"]
+    finally:
+        await pool.close()

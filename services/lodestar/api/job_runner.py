@@ -230,9 +230,11 @@ class JobRunner:
 
     async def _export(self, job: Job) -> None:
         directory = file_path(job.definition["S3UrlPrefix"], "S3UrlPrefix") / job.id
-        await self._jobs.set_status(job.app_id, job.id, JobStatus.INITIALIZING)
-        shutil.rmtree(directory, ignore_errors=True)  # an interrupted export starts over
-        directory.mkdir(parents=True)
+        resume = job.progress.extra.get("after") is not None and directory.is_dir()
+        if not resume:
+            await self._jobs.set_status(job.app_id, job.id, JobStatus.INITIALIZING)
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
         segment_id = job.definition.get("SegmentId")
         version = job.definition.get("SegmentVersion")
         if segment_id is None:
@@ -243,12 +245,23 @@ class JobRunner:
                     "ON m.app_id = e.app_id AND m.endpoint_id = e.endpoint_id "
                     "WHERE e.app_id = $1 AND NOT e.deleted AND m.segment_id = $2 "
                     "AND ($3::int IS NULL OR m.segment_version = $3)")
-        total = await self._pool.fetchval(f"SELECT count(*) {base}", job.app_id, segment_id,
-                                          version)
-        pieces = max(1, -(-total // self._export_rows))
-        progress = Progress(total_pieces=pieces)
-        await self._jobs.save_progress(job.app_id, job.id, progress)
-        after, written, part = "", 0, 0
+        if resume:
+            # An interrupted export goes on after its last whole part (parts are sorted by
+            # endpoint id); a part it was writing is written again.
+            progress = job.progress
+            pieces = progress.total_pieces
+            after, written, part = (str(progress.extra["after"]), progress.total_processed,
+                                    progress.completed_pieces)
+            for stale in directory.glob("part-*"):
+                if stale.suffix == ".tmp" or int(stale.stem.split("-")[1]) >= part:
+                    stale.unlink()
+        else:
+            total = await self._pool.fetchval(f"SELECT count(*) {base}", job.app_id,
+                                              segment_id, version)
+            pieces = max(1, -(-total // self._export_rows))
+            progress = Progress(total_pieces=pieces, extra={"after": ""})
+            await self._jobs.save_progress(job.app_id, job.id, progress)
+            after, written, part = "", 0, 0
         while True:
             rows = await self._pool.fetch(
                 f"SELECT e.endpoint_id, e.endpoint {base} AND e.endpoint_id > $4 "
@@ -267,12 +280,14 @@ class JobRunner:
             os.replace(temporary, target)
             part += 1
             written += len(rows)
+            if rows:
+                after = rows[-1]["endpoint_id"]
             progress = replace(progress, completed_pieces=part, total_pieces=max(part, pieces),
-                               total_processed=written, checkpoint=written)
+                               total_processed=written, checkpoint=written,
+                               extra={"after": after})
             await self._jobs.save_progress(job.app_id, job.id, progress)
             if len(rows) < self._export_rows:
                 break
-            after = rows[-1]["endpoint_id"]
         await self._jobs.save_progress(job.app_id, job.id, progress, JobStatus.COMPLETED)
 
 
