@@ -526,3 +526,58 @@ async def test_an_interrupted_export_resumes_after_its_last_whole_part(
         assert [e["Id"] for e in written] == ["x02", "x03", "x04"]
     finally:
         await pool.close()
+
+
+async def _stop_midway(runner: JobRunner, repo: JobsRepository, app_id: str, job_id: str,
+                       at_least: int) -> None:
+    runner.start()
+    deadline = time.monotonic() + 30
+    while True:
+        got = await repo.get(app_id, job_id)
+        assert got is not None
+        if got.progress.checkpoint >= at_least:
+            break
+        assert time.monotonic() < deadline, got
+        await asyncio.sleep(0.005)
+    await runner.stop()
+
+
+@pytest.mark.parametrize("changed", [False, True])
+async def test_a_resumed_http_import_checks_the_file_is_the_same(
+    settings: Settings, control_dsn: str, http_root: tuple[Path, str], changed: bool,
+) -> None:
+    root, base = http_root
+    rows = 2000
+    (root / "big.csv").write_text("Id,ChannelType,Address\n" + "".join(
+        f"r{i},SMS,+1555{i:07d}\n" for i in range(rows)), encoding="utf-8")
+    await ensure_topics(settings)
+    pool = await asyncpg.create_pool(control_dsn, min_size=1, max_size=6)
+    publisher = EventPublisher(settings, AvroCodec.default())
+    await publisher.start()
+    try:
+        app, _ = await AppsRepository(pool).create_app("Http")
+        repo = JobsRepository(pool)
+        job = await repo.create(app.id, IMPORT, {"Format": "CSV", "S3Url": f"{base}/big.csv",
+                                                 "RegisterEndpoints": True})
+        await _stop_midway(JobRunner(pool, _SlowPublisher(publisher), settings,
+                                     checkpoint_every=50, poll_seconds=0.05),
+                           repo, app.id, job.id, 200)
+        if changed:
+            (root / "big.csv").write_text("Id,ChannelType,Address\nz1,SMS,+15559999999\n",
+                                          encoding="utf-8")
+        second = JobRunner(pool, publisher, settings, checkpoint_every=50, poll_seconds=0.05,
+                           only=(app.id, job.id))
+        assert await second.run_pending()
+        done = await repo.get(app.id, job.id)
+        assert done is not None
+        if not changed:  # downloaded again, same bytes: it goes on from its checkpoint
+            assert done.status is JobStatus.COMPLETED, done
+            assert (done.progress.total_processed, done.progress.failed_pieces) == (rows, 0)
+            return
+        assert done.status is JobStatus.FAILED, done
+        assert done.progress.failed_pieces == 1
+        assert "changed since the job started reading it" in done.progress.failures[-1]
+        assert 200 <= done.progress.total_processed < rows
+    finally:
+        await publisher.stop()
+        await pool.close()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -312,7 +313,8 @@ class _ImportRun:
         skip = self.extra["piece_records"] if index == self.extra["piece"] else 0
         self.extra.update(piece=index, piece_records=skip)
         try:
-            async with _local_copy(piece, self.runner._settings) as path:
+            async with _local_copy(piece, self.runner._settings) as (path, digest):
+                self._check_unchanged(index, piece, digest, skip)
                 await self._records(index, piece, path, skip)
         except (SourceError, ImportFileError, UnicodeDecodeError, OSError,
                 httpx.HTTPError) as exc:
@@ -328,6 +330,18 @@ class _ImportRun:
                                     completed_pieces=self.progress.completed_pieces + 1)
         self.extra.update(piece=index + 1, piece_records=0)
         await self._save()
+
+    def _check_unchanged(self, index: int, piece: Piece, digest: str | None, skip: int) -> None:
+        """A resumed HTTP piece must be the file the job started reading (SHA-256)."""
+        if digest is None:
+            return
+        digests = self.extra.setdefault("digests", {})
+        seen = digests.get(str(index))
+        if skip and seen is not None and seen != digest:
+            raise SourceError(f"{piece.url} changed since the job started reading it (its "
+                              f"first {skip} records were imported from the earlier file); "
+                              "create a new job for the new file")
+        digests[str(index)] = digest
 
     async def _records(self, index: int, piece: Piece, path: Path, skip: int) -> None:
         batch: list[ImportedRow] = []
@@ -437,10 +451,12 @@ def _now_ms() -> int:
 
 @contextlib.asynccontextmanager
 async def _local_copy(piece: Piece, settings: Settings) -> Any:
-    """The piece as a local file: itself, or an HTTP download streamed to a temporary file."""
+    """``(path, digest)``: the piece as a local file — itself (digest ``None``), or an
+    HTTP download streamed to a temporary file, with the SHA-256 of its bytes."""
     if piece.path is not None:
-        yield piece.path
+        yield piece.path, None
         return
+    sha = hashlib.sha256()
     handle, name = tempfile.mkstemp(prefix="lodestar-import-", suffix=".part")
     path = Path(name)
     try:
@@ -456,6 +472,7 @@ async def _local_copy(piece: Piece, settings: Settings) -> Any:
                         raise SourceError(f"{piece.url} is larger than 1 GB, the limit of one "
                                           "import job")
                     out.write(chunk)
-        yield path
+                    sha.update(chunk)
+        yield path, sha.hexdigest()
     finally:
         await asyncio.to_thread(path.unlink, missing_ok=True)
