@@ -22,7 +22,7 @@ from tests.sns_signer import CERT_URL, Signer
 
 from lodestar.api import openapi
 from lodestar.api.app import create_app
-from lodestar.api.sns_verification import SnsVerifier, SnsVerifyConfig
+from lodestar.api.sns_verification import CertificateUnavailable, SnsVerifier, SnsVerifyConfig
 from lodestar.contracts.codec import AvroCodec
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
@@ -48,9 +48,27 @@ class CertificateServer:
         return SIGNER.pem
 
 
+class SubscribeEndpoint:
+    """The injected SubscribeURL fetcher: SNS confirming (or failing to confirm)."""
+
+    def __init__(self) -> None:
+        self.visited: list[str] = []
+        self.failure: CertificateUnavailable | None = None
+
+    async def __call__(self, url: str) -> bytes:
+        self.visited.append(url)
+        if self.failure is not None:
+            raise self.failure
+        return b"<ConfirmSubscriptionResponse/>"
+
+
+SUBSCRIBE = SubscribeEndpoint()
+
+
 def _serve(settings: Settings, verify: bool = True) -> Iterator[Api]:
     app = create_app(settings)
-    app.state.sns_verifier = SnsVerifier(SnsVerifyConfig(enabled=verify), CertificateServer())
+    app.state.sns_verifier = SnsVerifier(SnsVerifyConfig(enabled=verify), CertificateServer(),
+                                         confirmer=SUBSCRIBE)
     with serve_asgi(app, lifespan="on") as url:
         yield Api(url, settings)
 
@@ -176,8 +194,9 @@ def test_feedback_publishes_records_tied_to_the_send_and_suppresses(api: Api) ->
     results = answer.json()["EmailFeedbackResponse"]["Results"]
     assert [(r["Index"], r["Status"]) for r in results] == [
         (0, "PROCESSED"), (1, "PROCESSED"), (2, "PROCESSED"), (3, "PROCESSED"),
-        (4, "SUBSCRIPTION_CONFIRMATION")]
-    assert results[4]["SubscribeURL"] == confirm_url
+        (4, "CONFIRMED")]
+    assert SUBSCRIBE.visited[-1] == confirm_url  # the verified subscription is confirmed
+    assert results[4]["TopicArn"] == "arn:aws:sns:eu-west-1:123456789012:ses-feedback"
     [bounced] = results[0]["Recipients"]
     assert bounced == {"Address": "jane@example.com", "EventType": "_email.hardbounce",
                        "MessageId": KNOWN_ID, "MessageFound": True, "Suppressed": True,
@@ -341,3 +360,33 @@ def test_reports_without_headers_are_matched_by_the_ses_message_id(api: Api) -> 
     one = httpx.get(f"{api.url}/v1/apps/{app_id}/suppressed-destinations/EMAIL/"
                     "jane@example.com", headers=app_auth)
     assert one.json()["SuppressedDestination"]["Attributes"]["MessageId"] == KNOWN_ID
+
+
+def test_a_subscription_that_cannot_be_confirmed_is_answered_for_an_operator(api: Api) -> None:
+    app_id, app_auth = _create_app(api)
+    confirm_url = ("https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"
+                   "&TopicArn=arn:aws:sns:eu-west-1:123456789012:t&Token=t1")
+    elsewhere = "https://attacker.example.com/?Action=ConfirmSubscription"
+    confirmations = [SIGNER.sign({"Type": kind, "MessageId": f"m-{i}", "Token": "t1",
+                                  "TopicArn": "arn:aws:sns:eu-west-1:123456789012:t",
+                                  "Message": "confirm", "Timestamp": "2026-05-01T12:00:00.000Z",
+                                  "SubscribeURL": url}, "2")
+                     for i, (kind, url) in enumerate([
+                         ("SubscriptionConfirmation", confirm_url),
+                         ("SubscriptionConfirmation", elsewhere),
+                         ("UnsubscribeConfirmation", confirm_url)])]
+    SUBSCRIBE.failure = CertificateUnavailable("SigningCertURL answered HTTP 503",
+                                               transient=True)
+    before = len(SUBSCRIBE.visited)
+    try:
+        answer = _feedback(api, app_id, confirmations, app_auth)
+    finally:
+        SUBSCRIBE.failure = None
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["EmailFeedbackResponse"]["Results"]
+    assert [r["Status"] for r in results] == ["SUBSCRIPTION_CONFIRMATION"] * 3
+    assert "SubscribeURL answered HTTP 503" in results[0]["Message"]
+    assert "not on an SNS host" in results[1]["Message"]
+    assert "not undone automatically" in results[2]["Message"]
+    assert [r["SubscribeURL"] for r in results] == [confirm_url, elsewhere, confirm_url]
+    assert SUBSCRIBE.visited[before:] == [confirm_url]  # never the other host, never unsubscribe

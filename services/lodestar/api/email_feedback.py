@@ -21,10 +21,12 @@ fetched: SNS retries). Per good item:
 3. ``_email.hardbounce|softbounce|complaint|delivered`` records are published on
    ``<prefix>.deliveries`` (acknowledged by Kafka before the answer).
 
-An SNS ``SubscriptionConfirmation`` is not fetched: Lodestar makes no outbound call
-to a URL it was handed; the API logs its ``SubscribeURL`` (WARNING) and answers it in
-the item's result, for an operator to visit. Other SES notification types are
-answered ``IGNORED`` with 200, so SNS does not retry them.
+An SNS ``SubscriptionConfirmation`` whose signature verified is confirmed: the API
+GETs its ``SubscribeURL`` — only an https URL on an SNS host, the same rule as the
+certificate's — and answers ``CONFIRMED``. With signature checks off, for an
+``UnsubscribeConfirmation``, or when the GET fails, it logs the ``SubscribeURL``
+(WARNING) and answers it in the item's result, for an operator to visit. Other SES
+notification types are answered ``IGNORED`` with 200, so SNS does not retry them.
 
 Answer: 200 ``{"EmailFeedbackResponse": {"Results": [...]}}``, one result per item;
 when any item is malformed, 400 with Pinpoint's error shape whose ``Message`` names
@@ -131,6 +133,28 @@ def _refused(refused: ItemRefused, request_id: str) -> Response:
         request_id)
 
 
+async def _confirmation(request: Request, app_id: str, outcome: Confirmation
+                        ) -> dict[str, Any]:
+    """A verified SubscriptionConfirmation is confirmed (GET SubscribeURL on the SNS
+    host); an UnsubscribeConfirmation, or one that could not be confirmed, is answered
+    with its SubscribeURL for an operator."""
+    verifier: SnsVerifier = request.app.state.sns_verifier
+    why = "an unsubscription is not undone automatically"
+    if outcome.sns_type == "SubscriptionConfirmation":
+        failed = await verifier.confirm(outcome.subscribe_url)
+        if failed is None:
+            log.info("SNS subscription of app %s to %s confirmed", app_id, outcome.topic_arn)
+            return {"StatusCode": 200, "Status": "CONFIRMED",
+                    "Message": "SNS SubscriptionConfirmation: the subscription is confirmed."}
+        why = failed
+    log.warning("SNS %s for app %s (topic %s): not confirmed (%s); visit %s to confirm",
+                outcome.sns_type, app_id, outcome.topic_arn, why, outcome.subscribe_url)
+    return {"StatusCode": 200, "Status": "SUBSCRIPTION_CONFIRMATION",
+            "Message": f"SNS {outcome.sns_type}: not confirmed by Lodestar ({why}); visit "
+                       "SubscribeURL to confirm.",
+            "SubscribeURL": outcome.subscribe_url}
+
+
 def _recipient_result(feedback: Feedback, record: dict[str, Any], known: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Address": feedback.address,
@@ -209,13 +233,7 @@ async def post_email_feedback(request: Request) -> Response:
                 _recipient_result(f, records[id(f)], f.message_id in stored)
                 for f in outcome.feedback])
         elif isinstance(outcome, Confirmation):
-            log.warning("SNS %s for app %s (topic %s): visit %s to confirm; Lodestar does not "
-                        "fetch it", outcome.sns_type, app_id, outcome.topic_arn,
-                        outcome.subscribe_url)
-            result.update(StatusCode=200, Status="SUBSCRIPTION_CONFIRMATION",
-                          Message=f"SNS {outcome.sns_type}: visit SubscribeURL to confirm; "
-                          "Lodestar does not fetch it.",
-                          SubscribeURL=outcome.subscribe_url)
+            result.update(await _confirmation(request, app_id, outcome))
             if outcome.topic_arn:
                 result["TopicArn"] = outcome.topic_arn
         elif isinstance(outcome, Ignored):
@@ -258,10 +276,13 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                           "description": "The item's position in the body (0 for an object)."},
                 "StatusCode": {"type": "integer", "enum": [200, 400]},
                 "Status": {"type": "string", "enum": [
-                    "PROCESSED", "SUBSCRIPTION_CONFIRMATION", "IGNORED", "INVALID"],
+                    "PROCESSED", "CONFIRMED", "SUBSCRIPTION_CONFIRMATION", "IGNORED",
+                    "INVALID"],
                     "description": "PROCESSED: records published and suppressions added; "
-                    "SUBSCRIPTION_CONFIRMATION: an SNS (un)subscription confirmation, not "
-                    "fetched (visit SubscribeURL); IGNORED: an SES notification type that is "
+                    "CONFIRMED: a verified SNS SubscriptionConfirmation, confirmed by "
+                    "Lodestar; SUBSCRIPTION_CONFIRMATION: an SNS (un)subscription "
+                    "confirmation Lodestar did not confirm (Message says why; visit "
+                    "SubscribeURL); IGNORED: an SES notification type that is "
                     "not feedback (Send, Open, Click …); INVALID: malformed (Message says "
                     "how)."},
                 "Message": {"type": "string"},
@@ -311,8 +332,8 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         "bounces (Permanent) and complaints to the "
         "application's suppression list. SNS messages must carry a valid SNS signature "
         "(SignatureVersion 1 or 2, certificate from sns.<region>.amazonaws.com). An SNS "
-        "SubscriptionConfirmation is answered with its SubscribeURL and logged; Lodestar "
-        "does not fetch it. See "
+        "SubscriptionConfirmation that verified is confirmed (GET SubscribeURL on the SNS "
+        "host); otherwise it is answered with its SubscribeURL and logged. See "
         "docs/feedback-and-suppression.md. Who may call it: an admin key, or a key of this "
         "application.",
         "x-lodestar-extension": True,

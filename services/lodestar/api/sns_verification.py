@@ -31,6 +31,7 @@ import httpx
 from lodestar.core.sns_signature import (
     Refused,
     SnsRefusal,
+    cert_url_refusal,
     is_sns_message,
     signing_fields,
     verdict,
@@ -103,12 +104,15 @@ class ItemRefused:
 
 
 class SnsVerifier:
-    """Checks SNS signatures with certificates fetched by ``fetcher``, cached by URL."""
+    """Checks SNS signatures with certificates fetched by ``fetcher``, cached by URL, and
+    confirms verified subscriptions by GETting their ``SubscribeURL`` with ``confirmer``."""
 
     def __init__(self, config: SnsVerifyConfig, fetcher: CertificateFetcher | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 confirmer: CertificateFetcher | None = None) -> None:
         self.config = config
         self._fetch = fetcher or http_fetcher(config.timeout_s)
+        self._confirm = confirmer or http_fetcher(config.timeout_s)
         self._extra_host = re.compile(config.extra_cert_host) if config.extra_cert_host else None
         self._certificates: OrderedDict[str, bytes] = OrderedDict()
         self._clock = clock
@@ -123,6 +127,21 @@ class SnsVerifier:
         while len(self._certificates) > CACHE_SIZE:
             self._certificates.popitem(last=False)
         return pem
+
+    async def confirm(self, subscribe_url: str) -> str | None:
+        """Confirm an SNS subscription whose message verified: None when SNS answered
+        200, else why not. Only with signature checks on, and only an ``https`` URL on
+        an SNS host (the SigningCertURL rule) is fetched."""
+        if not self.config.enabled:
+            return "signature checks are off, so Lodestar does not confirm subscriptions"
+        refused = cert_url_refusal(subscribe_url, self._extra_host)
+        if refused is not None:
+            return refused.message.replace("SigningCertURL", "SubscribeURL")
+        try:
+            await self._confirm(subscribe_url)
+        except CertificateUnavailable as exc:
+            return str(exc).replace("SigningCertURL", "SubscribeURL")
+        return None
 
     async def check(self, items: Sequence[object]) -> ItemRefused | None:
         """The first SNS-shaped item of ``items`` that is not trusted, or None."""
