@@ -296,7 +296,8 @@ def test_call_status_callbacks_become_voice_outcomes_of_the_original_call(live: 
         "j-1", "act-1", "run-9")
     assert attrs["origin"] == "reminder"
     assert attrs["call_status"] == "completed" and attrs["provider_message_id"] == call_sid
-    assert outcome["metrics"] == {"call_duration_seconds": 42.0}
+    assert outcome["metrics"] == {"call_duration_seconds": 42.0,  # one started US minute
+                                  "price_in_millicents_usd": 1300.0}
     no_id = httpx.post(url.split("?")[0], data={"CallStatus": "busy"},
                        headers={"X-Twilio-Signature": twilio_signature(
                            url.split("?")[0], [("CallStatus", "busy")], TOKEN)})

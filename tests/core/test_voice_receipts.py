@@ -81,3 +81,22 @@ def test_an_unknown_message_carries_what_the_callback_does() -> None:
     assert record["timestamp"] == 1_795_885_200_000  # Twilio's Timestamp
     bad_time = receipt_record(APP, MID, _form("busy", Timestamp="yesterday"), [], NOW)
     assert bad_time is not None and bad_time["timestamp"] == NOW
+
+
+def test_a_completed_call_is_priced_per_started_minute_of_its_country() -> None:
+    from lodestar.core.price_table import DEFAULT_PRICES, PriceChannel
+
+    us = DEFAULT_PRICES.unit_price(PriceChannel.VOICE, "US")
+    jp = DEFAULT_PRICES.unit_price(PriceChannel.VOICE, "JP")
+    assert us != jp
+    record = receipt_record(APP, MID, _form("completed", CallDuration="61"), _stored(), NOW,
+                            DEFAULT_PRICES)
+    assert record is not None
+    assert record["metrics"] == {"call_duration_seconds": 61.0,
+                                 "price_in_millicents_usd": 2 * us}  # two started minutes
+    tokyo = receipt_record(APP, MID, _form("completed", CallDuration="60", To="+81312345678"),
+                           _stored(), NOW, DEFAULT_PRICES)
+    assert tokyo is not None and tokyo["metrics"]["price_in_millicents_usd"] == jp
+    busy = receipt_record(APP, MID, _form("busy", CallDuration="0"), _stored(), NOW,
+                          DEFAULT_PRICES)
+    assert busy is not None and "price_in_millicents_usd" not in busy["metrics"]

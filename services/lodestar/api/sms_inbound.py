@@ -53,6 +53,7 @@ from starlette.routing import Route
 from lodestar.api.event_publisher import EventPublisher
 from lodestar.core.delivery_events import Channel, DeliverySubject, RecordStatus, sms_outcome
 from lodestar.core.endpoint_commands import upsert_command
+from lodestar.core.price_table import PriceTable
 from lodestar.core.sms_keywords import (
     DEFAULT_HELP_TEXT,
     KeywordAction,
@@ -230,6 +231,16 @@ async def stored_voice_records(pool: asyncpg.Pool, app_id: str, message_id: str
     return [r for r in records or () if isinstance(r, dict)]
 
 
+def _prices(request: Request) -> PriceTable:
+    """The price table (``LODESTAR_PRICE_TABLE``), read once per API process."""
+    prices: PriceTable | None = getattr(request.app.state, "prices", None)
+    if prices is None:
+        from lodestar.channels.factory import price_table
+
+        prices = request.app.state.prices = price_table(request.app.state.settings)
+    return prices
+
+
 async def twilio_call_status(request: Request) -> Response:
     """``POST /voice/status/twilio/{application_id}?m=<message id>``: Twilio's status
     callback for a call the voice sender placed (``core.voice_receipts``)."""
@@ -242,7 +253,7 @@ async def twilio_call_status(request: Request) -> Response:
     app_id = request.path_params["application_id"]
     stored = await stored_voice_records(request.app.state.pool, app_id, message_id)
     record = voice_receipt_record(app_id, message_id, dict(params), stored,
-                                  int(time.time() * 1000))
+                                  int(time.time() * 1000), _prices(request))
     if record is not None:
         publisher: EventPublisher = request.app.state.publisher
         await publisher.publish_deliveries([record])

@@ -15,7 +15,10 @@ the sender's own voice records (``docs/voice-and-custom.md``):
 Both carry ``delivery_type`` VOICE, ``call_status`` (Twilio's ``CallStatus``),
 ``provider_message_id`` (the ``CallSid``), ``status_message``, the numbers, and when
 Twilio gives them ``answered_by``, ``sip_response_code`` and the metric
-``call_duration_seconds``. The subject (endpoint, user, campaign or journey, Context)
+``call_duration_seconds``. A completed call with a ``CallDuration`` is priced, when a
+price table is given, at the VOICE price of the destination's country per started
+minute (``price_in_millicents_usd``; the send itself could not be priced, its
+length unknown then). The subject (endpoint, user, campaign or journey, Context)
 is the original send's, from the records the sender stored; the event id derives
 from the message id, the type and (CallSid, CallStatus), so a repeated callback
 yields the same event, distinct from the sender's own ``_voice.success``.
@@ -23,6 +26,7 @@ yields the same event, distinct from the sender's own ``_voice.success``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -34,6 +38,8 @@ from lodestar.core.delivery_events import (
     Record,
     delivery_record,
 )
+from lodestar.core.price_table import PriceChannel, PriceTable
+from lodestar.core.sms_routing import destination_country
 
 DELIVERY_TYPE = "VOICE"
 
@@ -74,10 +80,18 @@ def _when(form: Mapping[str, str], now_ms: int) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def call_price(prices: PriceTable, to: str | None, seconds: int) -> float:
+    """Millicents USD of a call of ``seconds`` to the number ``to``: the country's VOICE
+    price per started minute (the default price when the country is unknown)."""
+    country = destination_country(to) if to else None
+    return prices.price(PriceChannel.VOICE, country, math.ceil(seconds / 60))
+
+
 def receipt_record(app_id: str, message_id: str, form: Mapping[str, str],
-                   stored: Sequence[Mapping[str, Any]], now_ms: int) -> Record | None:
+                   stored: Sequence[Mapping[str, Any]], now_ms: int,
+                   prices: PriceTable | None = None) -> Record | None:
     """The ``_voice.success|failure`` record of one call-status callback, or None (the
-    call has not ended)."""
+    call has not ended); priced with ``prices`` when it was completed."""
     status = (form.get("CallStatus") or "").lower()
     ending = CALL_ENDINGS.get(status)
     if ending is None:
@@ -104,6 +118,16 @@ def receipt_record(app_id: str, message_id: str, form: Mapping[str, str],
             "answered_by": form.get("AnsweredBy") or None,
             "sip_response_code": form.get("SipResponseCode") or None,
         },
-        metrics={"call_duration_seconds": float(duration)} if duration.isdigit() else None,
+        metrics=_metrics(status, duration, form.get("To"), prices),
         discriminator=f"{call_sid}:{status}",
     )
+
+
+def _metrics(status: str, duration: str, to: str | None, prices: PriceTable | None
+             ) -> dict[str, float] | None:
+    if not duration.isdigit():
+        return None
+    metrics = {"call_duration_seconds": float(duration)}
+    if prices is not None and status == "completed":
+        metrics["price_in_millicents_usd"] = call_price(prices, to, int(duration))
+    return metrics
