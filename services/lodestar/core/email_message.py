@@ -46,8 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from enum import StrEnum
-from html import escape, unescape
-from html.parser import HTMLParser
+from html import escape
 
 from lodestar.core.email_wire import (
     UNIQUE,
@@ -64,6 +63,7 @@ from lodestar.core.email_wire import (
     unstructured,
     verbatim,
 )
+from lodestar.core.html_links import find_links
 from lodestar.core.templates import Rendered, TemplateType
 
 TOKEN_VERSION = "1"
@@ -210,66 +210,12 @@ def _base_url(base: str) -> str:
 # ------------------------------------------------------------- HTML rewrite
 
 
-_ATTRIBUTE = re.compile(
-    r"""[\s/]*(?P<name>[^\s/>][^\s/=>]*)(?:\s*=\s*(?P<value>'[^']*'|"[^"]*"|(?!['"])[^>\s]*))?""",
-)
-
-
-class _LinkFinder(HTMLParser):
-    """Collects where each ``<a href>`` value and the last ``</body>`` are."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[tuple[int, int, str]] = []
-        """(start, end, unescaped value) of each ``href`` value, quotes included."""
-        self.body_end: int | None = None
-        self._line_starts = [0]
-
-    def find(self, html: str) -> None:
-        self._line_starts = [0] + [m.end() for m in re.finditer("\n", html)]
-        self.feed(html)
-        self.close()
-
-    def _offset(self) -> int:
-        line, column = self.getpos()
-        return self._line_starts[line - 1] + column
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag != "a":
-            return
-        wanted = next((value for name, value in attrs if name == "href"), None)
-        text = self.get_starttag_text()
-        if wanted is None or text is None:
-            return
-        start = self._offset()
-        position = 2  # after "<a"
-        while True:
-            match = _ATTRIBUTE.match(text, position)
-            if match is None or match.end() == position:
-                return
-            position = match.end()
-            value = match.group("value")
-            if match.group("name").lower() != "href" or value is None:
-                continue
-            raw = value[1:-1] if value[:1] in ("'", '"') else value
-            # The parser and this scan must agree on the value, or we leave the tag alone.
-            if unescape(raw) == wanted:
-                self.hrefs.append(
-                    (start + match.start("value"), start + match.end("value"), wanted))
-            return
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "body":
-            self.body_end = self._offset()
-
-
 def rewrite_html(html: str, tracking: Tracking, message_id: str,
                  *, keep: frozenset[str] = frozenset()) -> str:
     """``html`` with its http(s) links sent through click tracking and an open
     pixel added (as ``tracking`` asks); URLs in ``keep`` are left alone."""
     base = _base_url(tracking.base_url)
-    finder = _LinkFinder()
-    finder.find(html)
+    finder = find_links(html)
     edits: list[tuple[int, int, str]] = []
     if tracking.clicks:
         for start, end, url in finder.hrefs:
