@@ -10,7 +10,8 @@ with keep-alive (what httpx uses against ``http://``):
   ``name``. Accepted messages are counted on ``message.data.mid`` (the message id).
 
 On SIGTERM it prints one JSON line ``{"messages": n, "unique_ids": k, "duplicates": d,
-"unavailable": u}`` (accepted messages, distinct ids among them, repeats, 503s sent).
+"unavailable": u, "cpu_s": c}`` (accepted messages, distinct ids among them, repeats,
+503s sent, the sink's own CPU seconds).
 Prints ``READY`` when it accepts connections.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import signal
 import sys
 
@@ -112,8 +114,10 @@ async def serve(port: int) -> Counter:
 def main() -> int:
     counter = asyncio.run(serve(int(sys.argv[1])))
     duplicates = sum(n - 1 for n in counter.ids.values() if n > 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"messages": counter.messages, "unique_ids": len(counter.ids),
-                      "duplicates": duplicates, "unavailable": counter.unavailable}),
+                      "duplicates": duplicates, "unavailable": counter.unavailable,
+                      "cpu_s": round(usage.ru_utime + usage.ru_stime, 2)}),
           flush=True)
     return 0
 

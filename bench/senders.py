@@ -28,7 +28,9 @@ tokens start with ``retry`` and are answered 503 once; the sink is
 HTTP/1.1 keep-alive) in its own process; the baseline POSTs the same number of
 pre-built FCM bodies through ``FcmSender.send_message`` with the same
 concurrency; the sender is ``ChannelSender`` with the plugin
-``build_plugin("push", …)`` makes (what ``lodestar sender push`` runs).
+``build_plugin("push", …)`` makes (what ``lodestar sender push`` runs), with
+``ChannelSenderConfig.freeze_gc`` as a sender process sets it (``--no-freeze-gc``:
+without), after the benchmark dropped its own copies of the requests.
 
 Everything the run created (topics, database) is deleted at the end.
 
@@ -42,6 +44,7 @@ import argparse
 import asyncio
 import copy
 import cProfile
+import gc
 import json
 import pstats
 import shutil
@@ -199,7 +202,7 @@ async def bench_email(base: Settings, args: argparse.Namespace) -> dict[str, Any
             report("the email sender …")
             config = EmailSenderConfig(batch_size=args.batch_size, concurrency=args.concurrency,
                                        connections=args.connections, retry_base_s=0.05,
-                                       retry_cap_s=0.2)
+                                       retry_cap_s=0.2, freeze_gc=not args.no_freeze_gc)
             sender = EmailSender(settings, config)
             await run_sender(sender, args)
             stats = sender.stats
@@ -343,9 +346,12 @@ async def bench_push(base: Settings, args: argparse.Namespace) -> dict[str, Any]
             finally:
                 await raw.aclose()
 
+            del requests, bodies  # the sender should not carry the benchmark's data
+            gc.collect()
             report("the push sender …")
             config = ChannelSenderConfig(batch_size=args.batch_size, concurrency=args.concurrency,
-                                         retry_base_s=0.05, retry_cap_s=0.2)
+                                         retry_base_s=0.05, retry_cap_s=0.2,
+                                         freeze_gc=not args.no_freeze_gc)
             sender: ChannelSender[Any] = ChannelSender(settings, build_plugin("push", settings),
                                                        config)
             await run_sender(sender, args)
@@ -404,6 +410,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="profile the sender phase with cProfile (slows it down)")
     parser.add_argument("--profile-lines", type=int, default=30,
                         help="functions listed per profile ordering (default 30)")
+    parser.add_argument("--no-freeze-gc", action="store_true",
+                        help="push: leave the garbage collector as it is (by default the "
+                        "sender runs with ChannelSenderConfig.freeze_gc, as a sender process "
+                        "does)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser.parse_args(argv)
 

@@ -499,6 +499,7 @@ def cmd_sender_email(args: argparse.Namespace, settings: Settings) -> int:
         connections=args.connections, rate_per_s=args.rate, max_attempts=args.max_attempts,
         retry_base_s=args.retry_base, retry_cap_s=args.retry_cap,
         retry_deadline_s=args.retry_deadline, group_id=args.group_id,
+        freeze_gc=True,  # a process of its own: startup objects leave the collector's scans
     )
 
     async def run() -> None:
@@ -535,7 +536,7 @@ def cmd_sender_channel(args: argparse.Namespace, settings: Settings) -> int:
         batch_size=args.batch_size, concurrency=args.concurrency, rate_per_s=args.rate,
         max_attempts=args.max_attempts, retry_base_s=args.retry_base,
         retry_cap_s=args.retry_cap, retry_deadline_s=args.retry_deadline,
-        group_id=args.group_id)
+        group_id=args.group_id, freeze_gc=True)
 
     async def run() -> None:
         await ensure_topics(settings)

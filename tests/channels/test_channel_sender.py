@@ -313,3 +313,34 @@ async def test_a_plugin_that_raises_parks_the_message_and_the_sender_keeps_going
         [reqs[0]["message_id"], reqs[2]["message_id"]])  # the raising send ends as a failure
     assert {r["message_id"]: r["event_type"] for r in records}[reqs[0]["message_id"]] == (
         "_custom.failure")
+
+
+async def test_a_hard_bounce_is_on_the_suppression_list_before_the_next_claim(
+    env: Settings
+) -> None:
+    """A channel that keeps endpoints (email) lists a dead address before it claims the next
+    message, so a later message to the same address is suppressed, not sent."""
+    provider = ScriptedProvider()
+    first, second = request("gone-x"), request("gone-x")
+
+    class Bounces:
+        def __init__(self) -> None:
+            self.listed: set[str] = set()
+
+        async def suppressed(self, app_id: str, channel: str, addresses: Any) -> set[str]:
+            return {a for a in addresses if a in self.listed}
+
+        async def add_bounce(self, app_id: str, channel: str, address: str,
+                             message_id: str) -> None:
+            await asyncio.sleep(0.2)  # a slow store: the next claim must wait for it
+            self.listed.add(address)
+
+    class KeepsEndpoints(ScriptedPlugin):
+        deactivates_dead_addresses = False
+
+    await produce(env, Topic.SEND_CUSTOM, [first, second])
+    sender = ChannelSender(env, KeepsEndpoints(provider), fast(concurrency=1),
+                           suppression=Bounces())
+    await run_until(sender, lambda: sender.stats.requests == 2 and sender.stats.batches >= 1)
+    assert provider.calls == ["gone-x"]
+    assert (sender.stats.dead_addresses, sender.stats.suppressed) == (1, 1)

@@ -12,9 +12,11 @@ time:
    provider; an id that already has a row is decided by
    ``core.email_sending.claim_verdict``: republish its stored records, leave it
    to a live claimant, or finish it as sent with an unknown outcome — never send
-   it twice. A crash can therefore leave at most ``concurrency`` messages (the
-   ones in flight) with an unknown outcome. The next group is rendered while
-   the current ones are with the provider;
+   it twice. A message holds its slot from its claim until its final state is
+   stored, so a crash can leave at most ``concurrency`` messages with an unknown
+   outcome. The window runs across polled batches (``_Pipeline``): the next batch
+   is polled and decoded, the next messages rendered, and claims, stores,
+   publishing and commits run while others are with the provider;
 3. ``plugin.prepare`` (pure: opt-out / INACTIVE screening, template
    rendering, routing) ends a message with its records or makes it
    deliverable; deliverable addresses on the suppression list end as rejected;
@@ -27,7 +29,9 @@ time:
    ``<prefix>.deliveries`` and, for dead addresses (DEAD_ADDRESS: FCM
    UNREGISTERED, APNs 410 …), a DEACTIVATE command making the endpoint
    INACTIVE — or, for channels that keep endpoints (email hard bounces), an
-   entry on the suppression list; once Kafka acknowledged all of the batch's, commit its offsets.
+   entry on the suppression list, made before any further claim; once every
+   message of a batch is stored and Kafka acknowledged its records, commit its
+   offsets (batches in order).
 
 A crash anywhere before the commit replays the batch: claimed ids are never
 sent again, finished ones republish the same records (same event ids).
@@ -36,6 +40,8 @@ sent again, finished ones republish the same records (same event ids).
 from __future__ import annotations
 
 import asyncio
+import collections
+import gc
 import logging
 import random
 import time
@@ -159,6 +165,13 @@ class ChannelSenderConfig:
     suppression_list: bool = True
     """Check (and, for email hard bounces, fill) the PostgreSQL suppression list when no
     other ``suppression`` is given."""
+    freeze_gc: bool = False
+    """Once per process, when the first sender starts consuming: collect, then move every
+    object alive (modules, schemas, compiled templates, clients) out of the cyclic
+    garbage collector's reach (``gc.freeze``), so its full collections stop rescanning
+    them (about 10 % of the push sender's CPU went to the collector). For sender
+    processes (``lodestar sender``, bench/senders.py); off by default because it is
+    process-wide (in a test run it would keep every object alive then)."""
 
 
 @dataclass
@@ -204,6 +217,28 @@ class _Item:
     failure: str | None = None
     """A plugin raised for this message: it ends FAILED and goes to the DLQ
     (PROCESSING_ERROR) with this text; the sender keeps running."""
+    batch: _Batch | None = None
+    prepared: Any = None
+    """What ``plugin.prepare`` made of it (a ``Deliverable`` or ``Ended``), before its claim."""
+
+
+@dataclass
+class _Batch:
+    """One polled batch: committed once all of its items are stored and their records
+    acknowledged, and every older batch is committed."""
+
+    offsets: dict[Any, int]
+    records: int
+    remaining: int
+    acks: list[asyncio.Future[Any]] = field(default_factory=list)
+
+
+MAX_PENDING_BATCHES = 2
+"""Polled batches not yet committed at most (a retry's backoff holds its batch's commit)."""
+MAX_CLAIMS = 2
+"""Claims in progress at most (each holds a pooled connection)."""
+MAX_FLUSHES = 2
+"""Store-and-publish rounds in progress at most (each holds a pooled connection)."""
 
 
 class ChannelSender(Generic[P]):
@@ -235,7 +270,7 @@ class ChannelSender(Generic[P]):
         settings = self.settings
         topic = settings.topic(self.plugin.topic)
         pool: asyncpg.Pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1,
-                                                       max_size=4)
+                                                       max_size=6)
         lock_conn: asyncpg.Connection | None = None
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                     enable_idempotence=True, linger_ms=5)
@@ -263,25 +298,11 @@ class ChannelSender(Generic[P]):
             await consumer.start()
             consumer.subscribe([topic])
             log.info("%s sender %s consuming %s", self.name, self.instance_id, topic)
+            if self.config.freeze_gc:
+                _freeze_startup_objects()
             if started is not None:
                 started.set()
-            while not self._stopping.is_set():
-                polled = await consumer.getmany(timeout_ms=self.config.poll_ms,
-                                                max_records=self.config.batch_size)
-                if not polled:
-                    continue
-                records = [rec for recs in polled.values() for rec in recs]
-                if self.stats.first_batch_s is None:
-                    self.stats.first_batch_s = time.monotonic()
-                await self._batch(records, store, templates, producer, dead_letters)
-                await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in polled.items()
-                                       if recs})
-                self.stats.batches += 1
-                self.stats.last_batch_s = time.monotonic()
-                s = self.stats
-                log.info("%s sender: batch of %d committed (sent %d, failed %d, skipped %d, "
-                         "suppressed %d, republished %d so far)", self.name, len(records),
-                         s.sent, s.failed, s.skipped, s.suppressed, s.republished)
+            await _Pipeline(self, consumer, store, templates, producer, dead_letters).run()
         finally:
             await consumer.stop()
             await producer.stop()
@@ -290,130 +311,21 @@ class ChannelSender(Generic[P]):
                 await lock_conn.close()
             await pool.close()
 
-    # -- one batch ---------------------------------------------------------------------
-
-    async def _batch(self, records: Sequence[Any], store: SentMessages,
-                     templates: TemplatesRepository, producer: AIOKafkaProducer,
-                     dead_letters: DeadLetterPublisher) -> None:
-        """Deliver one polled batch through a sliding window of ``concurrency`` sends.
-
-        A message is claimed only when a slot is free for it (claims go in groups of
-        at least a quarter of the window), so at most ``concurrency`` messages are
-        claimed and unfinished at any time: what a crash can leave unknown. A retry's
-        backoff holds its own slot only. Rendering of the next group overlaps the
-        sends; finished messages are stored and published in rounds; the caller
-        commits the batch once every record of it is acknowledged."""
-        items = await self._decode(records, dead_letters)
-        if not items:
-            return
-        window = max(1, self.config.concurrency)
-        cache: dict[tuple[str, str | None], tuple[Any, str | None]] = {}
-        in_flight: dict[str, asyncio.Task[None]] = {}
-        done: list[_Item] = []
-        acks: list[asyncio.Future[Any]] = []
-        groups = chunks(items, window)
-        ready = asyncio.ensure_future(self._prepare_chunk(groups[0], templates, cache))
-        try:
-            for k, group in enumerate(groups):
-                prepared = await ready
-                if k + 1 < len(groups):
-                    ready = asyncio.ensure_future(
-                        self._prepare_chunk(groups[k + 1], templates, cache))
-                queue = list(group)
-                while queue:
-                    head = queue[0].request["message_id"]
-                    free = window - len(in_flight)
-                    if head in in_flight or free < min(len(queue), max(1, window // 4)):
-                        # a repeated id waits for the first one to finish, so it finds
-                        # the stored row and republishes its records
-                        await asyncio.wait(list(in_flight.values()),
-                                           return_when=asyncio.FIRST_COMPLETED)
-                        acks += await self._flush(done, store, producer, dead_letters)
-                        continue
-                    # store what finished first: a repeated id must find the stored row
-                    acks += await self._flush(done, store, producer, dead_letters)
-                    take: list[_Item] = []
-                    while (queue and len(take) < free
-                           and queue[0].request["message_id"] not in in_flight):
-                        take.append(queue.pop(0))
-                    deliverable = await self._claim_chunk(take, prepared, store)
-                    sending = {id(item) for item, _ in deliverable}
-                    done.extend(i for i in take if id(i) not in sending)
-                    for item, d in deliverable:
-                        self._start(item, d, in_flight, done)
-                    acks += await self._flush(done, store, producer, dead_letters)
-            while in_flight:
-                await asyncio.wait(list(in_flight.values()),
-                                   return_when=asyncio.FIRST_COMPLETED)
-                acks += await self._flush(done, store, producer, dead_letters)
-            acks += await self._flush(done, store, producer, dead_letters)
-        except BaseException:
-            ready.cancel()
-            for task in in_flight.values():
-                task.cancel()
-            raise
-        if acks:
-            await asyncio.gather(*acks)
-
-    def _start(self, item: _Item, d: Deliverable[P], in_flight: dict[str, asyncio.Task[None]],
-               done: list[_Item]) -> None:
-        message_id = item.request["message_id"]
-        item.address = d.address
-        task = asyncio.ensure_future(self._deliver(item, d))
-        in_flight[message_id] = task
-
-        def finished(t: asyncio.Task[None]) -> None:
-            in_flight.pop(message_id, None)
-            if t.cancelled():
-                return
-            failure = t.exception()
-            if failure is not None:
-                self._failures.append(failure)  # re-raised by the next _flush
-                return
-            done.append(item)
-
-        task.add_done_callback(finished)
-
-    async def _flush(self, done: list[_Item], store: SentMessages, producer: AIOKafkaProducer,
-                     dead_letters: DeadLetterPublisher) -> list[asyncio.Future[Any]]:
-        """Store and publish the items finished since the last flush (one round each).
-        A send that raised (a bug, not a provider answer) is raised here: the batch is
-        not committed and its claims stay, so nothing is sent twice after a restart."""
-        if self._failures:
-            raise self._failures.pop(0)
-        if not done:
-            return []
-        items = list(done)
-        done.clear()
-        await store.finish_many([i.finish for i in items if i.finish is not None])
-        if self._suppression is not None and not self.plugin.deactivates_dead_addresses:
-            for item in items:
-                if item.dead_address and item.address is not None:
-                    try:
-                        await self._suppression.add_bounce(
-                            item.request["app_id"], self.plugin.channel.value, item.address,
-                            item.request["message_id"])
-                    except asyncpg.PostgresError as exc:  # e.g. the app was deleted
-                        log.warning("message %s: %s not added to the suppression list: %s",
-                                    item.request["message_id"], item.address, exc)
-        return await self._publish(items, producer, dead_letters)
+    # -- steps of the pipeline ---------------------------------------------------------
 
     async def _prepare_chunk(self, items: list[_Item], templates: TemplatesRepository,
                              template_cache: dict[tuple[str, str | None],
-                                                  tuple[Any, str | None]]
-                             ) -> dict[str, Deliverable[P] | Ended]:
-        """Render and screen ``items`` (pure work and reads, no claim): by message id."""
-        out: dict[str, Deliverable[P] | Ended] = {}
+                                                  tuple[Any, str | None]]) -> None:
+        """Render and screen ``items`` (pure work and reads, no claim) into
+        ``item.prepared``."""
         for item in items:
             template, error = await self._template(item.request, templates, template_cache)
             try:
-                out[item.request["message_id"]] = self.plugin.prepare(
-                    item.request, template, error, _now_ms())
+                item.prepared = self.plugin.prepare(item.request, template, error, _now_ms())
             except Exception as exc:  # a bug or a request the plugin cannot read
                 log.exception("message %s: prepare failed", item.request["message_id"])
                 item.failure = f"prepare: {type(exc).__name__}: {exc}"
-                out[item.request["message_id"]] = Ended([], SendState.FAILED, "failed")
-        return out
+                item.prepared = Ended([], SendState.FAILED, "failed")
 
     async def _claim_chunk(self, items: list[_Item], prepared: dict[str, Deliverable[P] | Ended],
                            store: SentMessages) -> list[tuple[_Item, Deliverable[P]]]:
@@ -557,7 +469,8 @@ class ChannelSender(Generic[P]):
         while True:
             attempt += 1
             self.stats.attempts += 1
-            await self._wait_for_token()
+            if not self._bucket.unlimited:
+                await self._wait_for_token()
             try:
                 outcome = await self.plugin.send(d.payload)
             except Exception as exc:  # a transport bug: never crash the sender for it
@@ -629,22 +542,264 @@ class ChannelSender(Generic[P]):
         return futures
 
 
-def chunks(items: Sequence[_Item], size: int) -> list[list[_Item]]:
-    """``items`` in order, cut into chunks of at most ``size`` with no message id twice in
-    a chunk (a repeated id waits for the next chunk, where it finds the first one's row)."""
-    out: list[list[_Item]] = []
-    current: list[_Item] = []
-    ids: set[str] = set()
-    for item in items:
-        message_id = item.request["message_id"]
-        if len(current) >= size or message_id in ids:
-            out.append(current)
-            current, ids = [], set()
-        current.append(item)
-        ids.add(message_id)
-    if current:
-        out.append(current)
-    return out
+class _Pipeline(Generic[P]):
+    """One run of a sender: a sliding window of ``concurrency`` messages across polled
+    batches (see ``ChannelSender``'s module doc).
+
+    The loop polls ahead (at most ``MAX_PENDING_BATCHES`` uncommitted batches, about one
+    batch of requests queued) and wakes whenever a send, claim, flush, commit or poll
+    finishes. A slot is taken when a message's claim starts and given back once its
+    final state is stored, so at most ``concurrency`` messages are claimed and not
+    stored at any time: what a crash can leave unknown. Claims (in groups of at least a
+    quarter of the window, at most ``MAX_CLAIMS`` at once), stores-and-publishes (each
+    of everything finished since the last one started, at most ``MAX_FLUSHES`` at once)
+    and commits (oldest batch first, once all of its records are acknowledged) run
+    beside the sends instead of between them. A message id is claimed only while no
+    earlier message with the same id is claimed and unstored, so a repeated id finds the
+    stored row and republishes; for channels that keep endpoints, no claim starts while
+    a finished hard bounce is not yet on the suppression list."""
+
+    def __init__(self, sender: ChannelSender[P], consumer: AIOKafkaConsumer,
+                 store: SentMessages, templates: TemplatesRepository,
+                 producer: AIOKafkaProducer, dead_letters: DeadLetterPublisher) -> None:
+        self.sender = sender
+        self.consumer = consumer
+        self.store = store
+        self.templates = templates
+        self.producer = producer
+        self.dead_letters = dead_letters
+        self.window = max(1, sender.config.concurrency)
+        self.keeps_endpoints = not sender.plugin.deactivates_dead_addresses
+        self.queue: collections.deque[_Item] = collections.deque()
+        self.ready: collections.deque[_Item] = collections.deque()
+        self.preparing: asyncio.Task[None] | None = None
+        self.batches: collections.deque[_Batch] = collections.deque()
+        self.open = 0
+        self.open_ids: set[str] = set()
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.claims: set[asyncio.Task[None]] = set()
+        self.done: list[_Item] = []
+        self.flushes: set[asyncio.Task[None]] = set()
+        self.bounces = 0
+        """Finished hard bounces not yet on the suppression list (channels that keep
+        endpoints): no claim starts meanwhile, so a later message to the address is
+        screened out, as when stores and claims took turns."""
+        self.committing: asyncio.Task[None] | None = None
+        self.fetch: asyncio.Task[dict[Any, list[Any]]] | None = None
+        self.cache: dict[tuple[str, str | None], tuple[Any, str | None]] = {}
+        self.wake = asyncio.Event()
+
+    def _wake(self, _: object = None) -> None:
+        self.wake.set()
+
+    def _background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(self._wake)
+        return task
+
+    def _idle(self) -> bool:
+        return not (self.queue or self.ready or self.preparing or self.batches or self.open
+                    or self.done or self.claims or self.flushes or self.committing)
+
+    async def run(self) -> None:
+        sender = self.sender
+        try:
+            while True:
+                if sender._failures:
+                    raise sender._failures.pop(0)
+                self._reap()
+                stopping = sender._stopping.is_set()
+                if self.fetch is not None and self.fetch.done():
+                    polled = self.fetch.result()
+                    self.fetch = None
+                    if polled:
+                        await self._add(polled)
+                if stopping and self.fetch is not None:
+                    self.fetch.cancel()
+                    self.fetch = None
+                if (not stopping and self.fetch is None
+                        and len(self.batches) < MAX_PENDING_BATCHES
+                        and len(self.queue) + len(self.ready) < sender.config.batch_size):
+                    self.fetch = self._background(self.consumer.getmany(
+                        timeout_ms=sender.config.poll_ms, max_records=sender.config.batch_size))
+                self._prepare()
+                self._claim()
+                self._flush()
+                self._commit()
+                if stopping and self._idle():
+                    return
+                await self.wake.wait()
+                self.wake.clear()
+        finally:
+            for task in (*self.in_flight, *self.claims, *self.flushes, self.preparing,
+                         self.committing, self.fetch):
+                if task is not None and not task.done():
+                    task.cancel()
+
+    def _reap(self) -> None:
+        """Raise what a finished background task raised; forget finished ones."""
+        for task in [t for t in self.claims if t.done()]:
+            self.claims.discard(task)
+            task.result()
+        for task in [t for t in self.flushes if t.done()]:
+            self.flushes.discard(task)
+            task.result()
+        if self.preparing is not None and self.preparing.done():
+            task, self.preparing = self.preparing, None
+            task.result()
+        if self.committing is not None and self.committing.done():
+            task, self.committing = self.committing, None
+            task.result()
+
+    async def _add(self, polled: Mapping[Any, list[Any]]) -> None:
+        """Decode a polled batch onto the queue (the template cache is refreshed per batch)."""
+        sender = self.sender
+        records = [rec for recs in polled.values() for rec in recs]
+        if not records:
+            return
+        if sender.stats.first_batch_s is None:
+            sender.stats.first_batch_s = time.monotonic()
+        items = await sender._decode(records, self.dead_letters)
+        batch = _Batch({tp: recs[-1].offset + 1 for tp, recs in polled.items() if recs},
+                       len(records), len(items))
+        for item in items:
+            item.batch = batch
+        self.cache = {}
+        self.batches.append(batch)
+        self.queue.extend(items)
+
+    def _prepare(self) -> None:
+        """Render up to a window of messages ahead of the claims (pure work and reads,
+        outside the window: a slot is taken only for the claim)."""
+        if self.preparing is None and self.queue and len(self.ready) < self.window:
+            take = [self.queue.popleft()
+                    for _ in range(min(len(self.queue), self.window - len(self.ready)))]
+            self.preparing = self._background(self._prepare_items(take))
+
+    async def _prepare_items(self, take: list[_Item]) -> None:
+        await self.sender._prepare_chunk(take, self.templates, self.cache)
+        self.ready.extend(take)
+
+    def _claim(self) -> None:
+        """Start claims for the prepared head of the queue while slots are free for them."""
+        queue = self.ready
+        if self.bounces:
+            return
+        while queue and len(self.claims) < MAX_CLAIMS:
+            free = self.window - self.open
+            if (queue[0].request["message_id"] in self.open_ids
+                    or free < min(len(queue), max(1, self.window // 4))):
+                return
+            take: list[_Item] = []
+            while (queue and len(take) < free
+                   and queue[0].request["message_id"] not in self.open_ids):
+                item = queue.popleft()
+                self.open_ids.add(item.request["message_id"])
+                take.append(item)
+            self.open += len(take)
+            self.claims.add(self._background(self._claim_and_send(take)))
+
+    async def _claim_and_send(self, take: list[_Item]) -> None:
+        """Claim and start sending ``take``; items that end here are done."""
+        prepared = {item.request["message_id"]: item.prepared for item in take}
+        deliverable = await self.sender._claim_chunk(take, prepared, self.store)
+        sending = {id(item) for item, _ in deliverable}
+        self.done.extend(i for i in take if id(i) not in sending)
+        for item, d in deliverable:
+            self._start(item, d)
+
+    def _start(self, item: _Item, d: Deliverable[P]) -> None:
+        item.address = d.address
+        task = asyncio.ensure_future(self.sender._deliver(item, d))
+        self.in_flight.add(task)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self.in_flight.discard(t)
+            self.wake.set()
+            if t.cancelled():
+                return
+            failure = t.exception()
+            if failure is not None:
+                self.sender._failures.append(failure)  # raised by the loop
+                return
+            if item.dead_address and self.keeps_endpoints:
+                self.bounces += 1
+            self.done.append(item)
+
+        task.add_done_callback(finished)
+
+    def _flush(self) -> None:
+        if len(self.flushes) < MAX_FLUSHES and self.done:
+            items = list(self.done)
+            self.done.clear()
+            self.flushes.add(self._background(self._store_and_publish(items)))
+
+    async def _store_and_publish(self, items: list[_Item]) -> None:
+        """Store ``items`` (one round), give back their slots (stored messages are
+        republished, never resent, after a crash), then publish their records. A send
+        that raised (a bug, not a provider answer) stops the run before: the batch is
+        not committed and its claims stay, so nothing is sent twice after a restart."""
+        sender = self.sender
+        await self.store.finish_many([i.finish for i in items if i.finish is not None])
+        for item in items:  # stored: a crash now republishes them, so the slots are free
+            self.open -= 1
+            self.open_ids.discard(item.request["message_id"])
+        self.wake.set()
+        if sender._suppression is not None and not sender.plugin.deactivates_dead_addresses:
+            for item in items:
+                if item.dead_address and item.address is not None:
+                    try:
+                        await sender._suppression.add_bounce(
+                            item.request["app_id"], sender.plugin.channel.value, item.address,
+                            item.request["message_id"])
+                    except asyncpg.PostgresError as exc:  # e.g. the app was deleted
+                        log.warning("message %s: %s not added to the suppression list: %s",
+                                    item.request["message_id"], item.address, exc)
+        if self.keeps_endpoints:
+            self.bounces -= sum(1 for item in items if item.dead_address)
+            self.wake.set()
+        acks = await sender._publish(items, self.producer, self.dead_letters)
+        touched: list[_Batch] = []
+        for item in items:
+            batch = item.batch
+            if batch is not None:
+                batch.remaining -= 1
+                if not touched or touched[-1] is not batch:
+                    touched.append(batch)
+        for batch in touched:
+            batch.acks.extend(acks)
+
+    def _commit(self) -> None:
+        if (self.committing is None and self.batches
+                and self.batches[0].remaining == 0):
+            self.committing = self._background(self._commit_finished())
+
+    async def _commit_finished(self) -> None:
+        """Commit the oldest batches whose items are all stored, once Kafka acked them."""
+        stats = self.sender.stats
+        while self.batches and self.batches[0].remaining == 0:
+            batch = self.batches[0]
+            if batch.acks:
+                await asyncio.gather(*batch.acks)
+            await self.consumer.commit(batch.offsets)
+            self.batches.popleft()
+            stats.batches += 1
+            stats.last_batch_s = time.monotonic()
+            log.info("%s sender: batch of %d committed (sent %d, failed %d, skipped %d, "
+                     "suppressed %d, republished %d so far)", self.sender.name, batch.records,
+                     stats.sent, stats.failed, stats.skipped, stats.suppressed,
+                     stats.republished)
+
+
+_FROZEN = False
+
+
+def _freeze_startup_objects() -> None:
+    global _FROZEN
+    if not _FROZEN:
+        _FROZEN = True
+        gc.collect()
+        gc.freeze()
 
 
 def _now_ms() -> int:

@@ -1,10 +1,12 @@
 """Firebase Cloud Messaging over the HTTP v1 API.
 
-``FcmSender(config, client=None)`` (its own clients speak HTTP/2 where TLS offers it;
-it spreads requests round-robin over ``config.clients`` small pools, because httpcore's
-pool scans every connection it holds on each request: one pool of 64 keep-alive HTTP/1.1
-connections spent most of the push sender's CPU there; 16 pools of 4 push ~2.5x as many
-messages through the same CPU); ``await send(notification, token)`` (or
+``FcmSender(config, client=None)``: ``messages:send`` goes over ``channels.http1``'s
+lean keep-alive HTTP/1.1 pool (``config.send_connections``; the CPU of the HTTP client
+bounds the push sender's rate), the token endpoint over httpx. With a given httpx
+``client`` (tests), or ``send_connections=0``, every request goes over httpx (its own
+clients speak HTTP/2 where TLS offers it, spread round-robin over ``config.clients``
+small pools, because httpcore's pool scans every connection it holds on each
+request); ``await send(notification, token)`` (or
 ``send_message(body)`` with a ready ``{"message": …}``) returns a
 ``ProviderOutcome`` and never raises for an answer or a network failure.
 
@@ -34,12 +36,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from lodestar.channels.http1 import Http1Error, Http1Pool
 from lodestar.core.jwt_tokens import sign_jwt
 from lodestar.core.provider_outcome import (
     ProviderOutcome,
@@ -48,7 +51,7 @@ from lodestar.core.provider_outcome import (
     from_http_status,
     network_failure,
 )
-from lodestar.core.push_payloads import PushNotification, fcm_message
+from lodestar.core.push_payloads import PushNotification, compact_json, fcm_message
 from lodestar.core.retry_policy import retry_after_seconds
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -102,11 +105,10 @@ class FcmConfig:
     """HTTP clients (connection pools) of a sender that makes its own."""
     connections_per_client: int = 4
     """Connections of each pool (HTTP/1.1; over HTTP/2 each pool multiplexes one)."""
-    aiohttp_connections: int = 64
-    """``messages:send`` goes over one aiohttp HTTP/1.1 pool of this many keep-alive
-    connections (0: over the httpx pools above). aiohttp (already installed with
-    faust-streaming) costs a fraction of httpx's CPU per request: measured 7,479 vs
-    1,200-1,900 requests/s into the same local sink (docs/benchmarks.md)."""
+    send_connections: int = 64
+    """``messages:send`` goes over ``channels.http1.Http1Pool`` with this many keep-alive
+    HTTP/1.1 connections (0: over the httpx pools above). It costs a fraction of
+    httpx's and aiohttp's CPU per request (docs/benchmarks.md, issue #5)."""
 
 
 def _text(response: httpx.Response) -> str:
@@ -164,8 +166,6 @@ class FcmSender:
             for _ in range(max(1, config.clients))]
         self._client = self._clients[0]
         self._turn = itertools.cycle(self._clients)
-        self._aiohttp = client is None and config.aiohttp_connections > 0
-        self._session: aiohttp.ClientSession | None = None
         self._clock = clock
         self._token: str | None = None
         self._expires_at = 0.0
@@ -174,6 +174,11 @@ class FcmSender:
         self.token_uri = config.token_uri or account.token_uri
         project = config.project_id or account.project_id
         self.send_url = f"{config.base_url.rstrip('/')}/v1/projects/{project}/messages:send"
+        url = urlsplit(self.send_url)
+        self._send_target = url.path + (f"?{url.query}" if url.query else "")
+        self._pool = (Http1Pool(f"{url.scheme}://{url.netloc}", config.send_connections,
+                                config.timeout_s)
+                      if client is None and config.send_connections > 0 else None)
 
     def assertion(self, now_s: float) -> str:
         """The signed JWT-bearer assertion for the token endpoint."""
@@ -186,6 +191,10 @@ class FcmSender:
     async def _access_token(self, stale: str | None = None) -> str:
         """A valid access token; a new one when the cached one is ``stale`` or near expiry.
         Raises ``_TokenRefused`` with the outcome when none can be had."""
+        token = self._token
+        if (token is not None and token != stale
+                and self._clock() < self._expires_at - self.config.refresh_margin_s):
+            return token  # the common case: no lock to take
         async with self._lock:
             now = self._clock()
             if (self._token is not None and self._token != stale
@@ -205,6 +214,8 @@ class FcmSender:
             try:
                 body = response.json()
                 token = str(body["access_token"])
+                if "\r" in token or "\n" in token:  # it goes into a header line as is
+                    raise ValueError("a line break in the access token")
                 lifetime = float(body.get("expires_in", 3600))
             except (ValueError, KeyError, TypeError):
                 raise _TokenRefused(ProviderOutcome(
@@ -228,8 +239,8 @@ class FcmSender:
                 access = await self._access_token(stale)
             except _TokenRefused as refused:
                 return refused.outcome
-            if self._aiohttp:
-                answer = await self._post_aiohttp(body, access)
+            if self._pool is not None:
+                answer = await self._post_http1(body, access)
                 if isinstance(answer, ProviderOutcome):
                     return answer
                 status, parsed, retry_after = answer
@@ -250,34 +261,30 @@ class FcmSender:
             return fcm_outcome(status, parsed, retry_after)
         return from_http_status(401, "FCM refused a freshly issued access token")
 
-    async def _post_aiohttp(self, body: Mapping[str, Any], access: str
-                            ) -> tuple[int, Any, float | None] | ProviderOutcome:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.config.aiohttp_connections),
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))
+    async def _post_http1(self, body: Mapping[str, Any], access: str
+                          ) -> tuple[int, Any, float | None] | ProviderOutcome:
+        assert self._pool is not None
+        headers = (f"Authorization: Bearer {access}\r\nContent-Type: application/json\r\n"
+                   "User-Agent: lodestar\r\n")
         try:
-            async with self._session.post(
-                    self.send_url, data=json.dumps(body, separators=(",", ":")).encode(),
-                    headers={"Authorization": f"Bearer {access}",
-                             "Content-Type": "application/json"}) as response:
-                raw = await response.read()
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"),
-                                                  int(time.time() * 1000))
-                status = response.status
+            response = await self._pool.post(
+                self._send_target, headers, compact_json(body).encode())
         except TimeoutError:
             return network_failure("timeout")
-        except aiohttp.ClientError as exc:
+        except Http1Error as exc:
             return network_failure(f"{type(exc).__name__}: {exc}")
+        header = response.headers.get("retry-after")
+        retry_after = (retry_after_seconds(header, int(time.time() * 1000))
+                       if header is not None else None)
         try:
-            parsed: Any = json.loads(raw) if raw else None
+            parsed: Any = json.loads(response.body) if response.body else None
         except ValueError:
             parsed = None
-        return status, parsed, retry_after
+        return response.status, parsed, retry_after
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            await self._pool.aclose()
         if self._owns:
             for client in self._clients:
                 await client.aclose()

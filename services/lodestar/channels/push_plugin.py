@@ -70,27 +70,28 @@ class PushPlugin:
 
     def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
                 template_error: str | None, now_ms: int) -> Deliverable[PushPayload] | Ended:
-        subject = DeliverySubject.from_send_request(request)
         delivery = delivery_type(request)
+
+        def failed(error: str) -> Ended:
+            subject = DeliverySubject.from_send_request(request)
+            return Ended(rendering_failure_records(subject, error, delivery, now_ms),
+                         kind="failed")
+
         skip = screen(request)
         if skip is not None:
-            return Ended(skip_records(subject, skip, delivery, now_ms))
+            return Ended(skip_records(DeliverySubject.from_send_request(request), skip,
+                                      delivery, now_ms))
         provider = push_provider(request)
         if provider is None:
-            return Ended(rendering_failure_records(
-                subject, f"no push provider serves ChannelType {delivery}", delivery, now_ms),
-                kind="failed")
+            return failed(f"no push provider serves ChannelType {delivery}")
         if not self._configured(provider):
-            return Ended(rendering_failure_records(
-                subject, f"{provider.value} is not configured on this sender: set "
-                f"{_SETTING[provider]}", delivery, now_ms), kind="failed")
+            return failed(f"{provider.value} is not configured on this sender: set "
+                          f"{_SETTING[provider]}")
         if template_error is not None:
-            return Ended(rendering_failure_records(subject, template_error, delivery, now_ms),
-                         kind="failed")
+            return failed(template_error)
         prepared = prepare_push(request, template, now_ms)
         if isinstance(prepared, RenderingFailed):
-            return Ended(rendering_failure_records(subject, prepared.error, delivery, now_ms),
-                         kind="failed")
+            return failed(prepared.error)
         address = str(request["address"])
         return Deliverable(PushPayload(provider, delivery, address, prepared), address)
 

@@ -47,13 +47,14 @@ class SentMessages:
         self.channel = channel
 
     async def claim_many(self, items: Sequence[tuple[str, str]]) -> dict[str, asyncpg.Record]:
-        """Claim every ``(message_id, app_id)`` in one transaction; returns the existing
-        rows (state, claimed_by, deliveries) of the ids that were not claimed now."""
+        """Claim every ``(message_id, app_id)`` in one statement (committed when it
+        returns: one round trip); returns the existing rows (state, claimed_by,
+        deliveries) of the ids that were not claimed now."""
         if not items:
             return {}
         ids = [m for m, _ in items]
         apps = [a for _, a in items]
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn:
             claimed = {r[0] for r in await conn.fetch(
                 "INSERT INTO sent_messages (message_id, app_id, channel, state, claimed_by) "
                 "SELECT m, a, $3, 'CLAIMED', $4 FROM unnest($1::text[], $2::text[]) AS t(m, a) "
@@ -87,22 +88,31 @@ class SentMessages:
         return bool(result.endswith(" 1"))
 
     async def finish_many(self, finishes: Sequence[Finish]) -> None:
-        """Store the final state of several messages this instance claimed, in one round."""
+        """Store the final state of several messages this instance claimed, in one
+        statement (at most one finish per message id)."""
         if not finishes:
             return
+        columns: list[list[object]] = [[] for _ in range(9)]
+        for f in finishes:
+            for column, value in zip(columns, (
+                    f.message_id, f.state.value, json.dumps(f.records), f.attempts,
+                    f.outcome_kind, f.status_code, f.status_message, f.provider_message_id,
+                    f.stage), strict=True):
+                column.append(value)
         async with self._pool.acquire() as conn:
-            await conn.executemany(
-                "UPDATE sent_messages SET state = $2, deliveries = $3::jsonb, "
-                "finished_at = now(), attempts = coalesce($4, attempts), outcome_kind = $5, "
-                "status_code = $6::integer, status_message = $7::text, provider_message_id = $8, "
-                "smtp_stage = $9::text, "
-                "smtp_code = CASE WHEN $9::text IS NULL THEN NULL ELSE $6::integer END, "
-                "smtp_message = CASE WHEN $9::text IS NULL THEN NULL ELSE $7::text END "
-                "WHERE message_id = $1",
-                [(f.message_id, f.state.value, json.dumps(f.records), f.attempts,
-                  f.outcome_kind, f.status_code, f.status_message, f.provider_message_id,
-                  f.stage)
-                 for f in finishes])
+            await conn.execute(
+                "UPDATE sent_messages AS s SET state = u.state, deliveries = u.deliveries::jsonb, "
+                "finished_at = now(), attempts = coalesce(u.attempts, s.attempts), "
+                "outcome_kind = u.outcome_kind, status_code = u.status_code, "
+                "status_message = u.status_message, provider_message_id = u.provider_message_id, "
+                "smtp_stage = u.stage, "
+                "smtp_code = CASE WHEN u.stage IS NULL THEN NULL ELSE u.status_code END, "
+                "smtp_message = CASE WHEN u.stage IS NULL THEN NULL ELSE u.status_message END "
+                "FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], "
+                "$6::integer[], $7::text[], $8::text[], $9::text[]) AS u(message_id, state, "
+                "deliveries, attempts, outcome_kind, status_code, status_message, "
+                "provider_message_id, stage) "
+                "WHERE s.message_id = u.message_id", *columns)
 
 
 def stored_records(row: asyncpg.Record) -> list[Record]:

@@ -30,6 +30,7 @@ The provider payload builders (``fcm_message``, ``apns_request``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from lodestar.core.push_payloads import (
     fcm_message,
     webpush_payload,
 )
+from lodestar.core.template_context import RecipientContext, personal_variables
 from lodestar.core.template_render import TemplateSyntaxError, compile_part
 from lodestar.core.templates import (
     Part,
@@ -64,6 +66,7 @@ from lodestar.core.templates import (
     parse_template,
     push_channel,
     render,
+    root_names,
 )
 
 __all__ = [
@@ -110,25 +113,40 @@ class RenderingFailed:
 
 
 def _with_request_parts(
-    template: PushTemplate, section: str, content: Mapping[str, Any]
+    template: PushTemplate, section: str, values: Sequence[str | None], action_value: str | None,
+    silent: bool,
 ) -> PushTemplate:
-    """``template`` with the request's non-null fields as parts of ``section``."""
+    """``template`` with the request's non-null fields (``values``, in ``_CONTENT_PARTS``
+    order) as parts of ``section``."""
     current = template.channels.get(section, PushChannelTemplate())
     parts: dict[str, Part] = dict(current.parts)
-    for ours, pinpoint in _CONTENT_PARTS:
-        value = content.get(ours)
+    for (_, pinpoint), value in zip(_CONTENT_PARTS, values, strict=True):
         if value is not None:
             name = f"{section}.{pinpoint}"
             parts[pinpoint] = Part(name, compile_part(value, html=False))
-    action = PushAction(content["action"]) if content.get("action") else current.action
+    action = PushAction(action_value) if action_value else current.action
     channels = dict(template.channels)
     channels[section] = PushChannelTemplate(action, parts)
-    if content.get("silent") and not any(
+    if silent and not any(
         "Body" in c.parts or "RawContent" in c.parts for c in channels.values()
     ):
         channels[section] = PushChannelTemplate(
             action, {**parts, "Body": Part(f"{section}.Body", compile_part("", html=False))})
     return dataclasses.replace(template, channels=channels)
+
+
+@functools.lru_cache(maxsize=1024)
+def _push_template(definition_json: str | None, section: str,
+                   values: tuple[str | None, ...], action: str | None,
+                   silent: bool) -> PushTemplate:
+    """The stored template (as canonical JSON) overlaid by the request's parts, parsed
+    and compiled once per distinct input: a send renders the same parts for every
+    recipient. Raises ``TemplateDefinitionError`` / ``TemplateSyntaxError``."""
+    definition = json.loads(definition_json) if definition_json is not None else {}
+    definition.pop("tags", None)
+    parsed = parse_template("PUSH", definition)
+    assert isinstance(parsed, PushTemplate)
+    return _with_request_parts(parsed, section, values, action, silent)
 
 
 def _source_maps(request: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -151,16 +169,20 @@ def prepare_push(
     content = request.get("content") or {}
     channel_type = delivery_type(request)
     try:
-        definition = dict(template_definition or {})
-        definition.pop("tags", None)
-        parsed = parse_template("PUSH", definition)
-        assert isinstance(parsed, PushTemplate)
-        template = _with_request_parts(parsed, push_channel(channel_type), content)
+        definition_json = (json.dumps(template_definition, sort_keys=True)
+                           if template_definition else None)
+        template = _push_template(
+            definition_json, push_channel(channel_type),
+            tuple(content.get(ours) for ours, _ in _CONTENT_PARTS),
+            content.get("action") or None, bool(content.get("silent")))
     except TemplateDefinitionError as exc:
         return RenderingFailed(f"template: {exc}")
     except TemplateSyntaxError as exc:
         return RenderingFailed(f"content: template does not compile: {exc.message}")
-    recipient = dataclasses.replace(recipient_context(request), channel_type=channel_type)
+    endpoint = request.get("endpoint")
+    personal = personal_variables(endpoint, root_names(template)) if endpoint else None
+    recipient = (RecipientContext(personal, channel_type) if personal is not None else
+                 dataclasses.replace(recipient_context(request), channel_type=channel_type))
     substitutions: Mapping[str, Sequence[str]] = request.get("substitutions") or {}
     rendered = render(template, recipient, substitutions, now_ms, seed=request["message_id"])
     if isinstance(rendered, RenderFailure):

@@ -73,6 +73,15 @@ class PushNotification:
         return self.channel_type in ("APNS_VOIP", "APNS_VOIP_SANDBOX")
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""``json.dumps(value, separators=(",", ":"))`` without building an encoder per call."""
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as compact JSON text (ASCII, as ``json.dumps`` writes it)."""
+    return _COMPACT.encode(value)
+
+
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -103,7 +112,7 @@ def fcm_data(notification: PushNotification) -> dict[str, str]:
     for key, value in notification.context.items():
         data[f"pinpoint.{key}"] = value
     if notification.data:
-        data["pinpoint.jsonBody"] = json.dumps(dict(notification.data), separators=(",", ":"))
+        data["pinpoint.jsonBody"] = compact_json(dict(notification.data))
     data.update(_action_keys(notification))
     fields: tuple[tuple[str, str | None], ...] = (
         ("title", notification.title), ("body", notification.body),
@@ -120,7 +129,7 @@ def fcm_data(notification: PushNotification) -> dict[str, str]:
     for key, value in campaign.items():
         data[f"pinpoint.campaign.{key}"] = value
     if notification.journey:
-        data["pinpoint.journey"] = json.dumps(dict(notification.journey), separators=(",", ":"))
+        data["pinpoint.journey"] = compact_json(dict(notification.journey))
     return data
 
 

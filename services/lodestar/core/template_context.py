@@ -74,6 +74,39 @@ def endpoint_context(state: EndpointState) -> RecipientContext:
     return RecipientContext(data, channel)
 
 
+ENDPOINT_VARIABLES = frozenset({
+    "ApplicationId", "Id", "Address", "ChannelType", "Attributes", "CohortId", "CreationDate",
+    "Demographic", "EffectiveDate", "EndpointStatus", "Location", "Metrics", "OptOut",
+    "RequestId", "User"})
+"""Every top-level name ``endpoint_view.endpoint_response`` can give an endpoint."""
+_PERSONAL = frozenset({"Attributes", "User"})
+
+
+def personal_variables(endpoint: Mapping[str, Any], names: frozenset[str] | None
+                       ) -> dict[str, Any] | None:
+    """The ``Attributes`` and ``User`` variables of an endpoint record (a SendRequest's
+    snapshot), exactly as the full endpoint context has them, when ``names`` (what the
+    templates read, ``templates.root_names``) needs no other endpoint variable; None
+    otherwise (build the full context then). Skips dating and copying the rest."""
+    if names is None or not names.isdisjoint(ENDPOINT_VARIABLES - _PERSONAL):
+        return None
+    data: dict[str, Any] = {}
+    if "Attributes" in names:
+        data["Attributes"] = {k: ValueList(v)
+                              for k, v in (endpoint.get("attributes") or {}).items()}
+    if "User" in names:
+        user = endpoint.get("user") or {}
+        user_out: dict[str, Any] = {}
+        if user.get("user_id") is not None:
+            user_out["UserId"] = user["user_id"]
+        if user.get("user_attributes"):
+            user_out["UserAttributes"] = {k: ValueList(v)
+                                          for k, v in user["user_attributes"].items()}
+        if user_out:
+            data["User"] = user_out
+    return data
+
+
 def address_context(address: str, channel_type: ChannelType | str | None) -> RecipientContext:
     """The variables of a bare address (SendMessages ``Addresses``): Address and ChannelType."""
     channel = None if channel_type is None else str(getattr(channel_type, "value", channel_type))
@@ -194,7 +227,12 @@ def _empty(value: object) -> bool:
 
 def _overlay(base: TemplateData, top: Mapping[str, Any], *, keep_defaults: bool) -> None:
     for key, value in top.items():
-        if isinstance(value, Mapping):
+        kind = type(value)
+        if kind is str or kind is ValueList:  # the common leaves, as the last branch has it
+            if keep_defaults and key in base and _empty(value):
+                continue
+            base[key] = value
+        elif kind is dict or kind is TemplateData or isinstance(value, Mapping):
             current = base.get(key)
             if not isinstance(current, TemplateData):
                 if keep_defaults and current is not None and not _empty(current):
@@ -213,13 +251,19 @@ def _overlay(base: TemplateData, top: Mapping[str, Any], *, keep_defaults: bool)
 
 
 def build_render_data(defaults: Mapping[str, Any], recipient: RecipientContext,
-                      substitutions: Mapping[str, Any]) -> TemplateData:
+                      substitutions: Mapping[str, Any],
+                      names: frozenset[str] | None = None) -> TemplateData:
     """The root object of a render: defaults < recipient < send-time substitutions.
 
-    ``substitutions`` is a ``parse_substitutions`` tree.
+    ``substitutions`` is a ``parse_substitutions`` tree. ``names``: build only these
+    top-level keys (each exactly as the full build has it; the templates' own
+    ``root_names``), None for all.
     """
     root = TemplateData()
-    _overlay(root, defaults, keep_defaults=False)
-    _overlay(root, recipient.data, keep_defaults=True)
-    _overlay(root, substitutions, keep_defaults=False)
+    layers: tuple[Mapping[str, Any], ...] = (defaults, recipient.data, substitutions)
+    if names is not None:
+        layers = tuple({k: layer[k] for k in names if k in layer} for layer in layers)
+    _overlay(root, layers[0], keep_defaults=False)
+    _overlay(root, layers[1], keep_defaults=True)
+    _overlay(root, layers[2], keep_defaults=False)
     return root

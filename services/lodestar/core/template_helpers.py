@@ -74,8 +74,12 @@ def _split(args: tuple[Any, ...]) -> tuple[dict[str, Any] | None, tuple[Any, ...
 
 def _guard(name: str, fn: Helper) -> Helper:
     """``fn`` with unexpected errors (bad argument count, bad values) as HelperError."""
+    return wraps(fn)(_guard_fast(name, fn))
 
-    @wraps(fn)
+
+def _guard_fast(name: str, fn: Helper) -> Helper:
+    """``_guard`` without copying ``fn``'s metadata (``helpers_for`` builds two per render)."""
+
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
@@ -86,6 +90,7 @@ def _guard(name: str, fn: Helper) -> Helper:
         except (TypeError, ValueError, ArithmeticError, IndexError, KeyError) as exc:
             raise HelperError(name, str(exc) or type(exc).__name__) from None
 
+    call.__name__ = name
     return call
 
 
@@ -536,6 +541,6 @@ def helpers_for(now_ms: int, seed: str = "") -> dict[str, Helper]:
     """The helpers of one render: ``now`` reads ``now_ms``; ``uuid`` yields ids derived
     from ``seed`` (the same seed renders the same ids, so a retried message is identical)."""
     helpers = dict(STATIC_HELPERS)
-    helpers["now"] = _guard("now", _now_helper(now_ms))
-    helpers["uuid"] = _guard("uuid", _uuid_helper(seed))
+    helpers["now"] = _guard_fast("now", _now_helper(now_ms))
+    helpers["uuid"] = _guard_fast("uuid", _uuid_helper(seed))
     return helpers

@@ -91,12 +91,22 @@ def _prepare_text(value: object, should_escape: bool) -> Any:
 
 @dataclass(frozen=True)
 class CompiledPart:
-    """One template part: its source and compiled function (compared by source)."""
+    """One template part: its source and compiled function (compared by source).
+
+    ``root_names``: every top-level name the part can read from the render root (the
+    first segment of each variable path and block name, helpers' names included), or
+    None when it may read the root as a whole (``this``, ``.``, ``../``, ``@root``,
+    partials). A root holding at least these names renders the part exactly as the
+    full root does."""
 
     source: str
     html: bool
     renderer: Renderer = field(compare=False, repr=False)
     partials: Mapping[str, Renderer] = field(compare=False, repr=False, default_factory=dict)
+    root_names: frozenset[str] | None = field(compare=False, repr=False, default=None)
+    literal: str | None = field(compare=False, repr=False, default=None)
+    """The rendered text when the source holds no ``{{`` (checked against a render at
+    compile time): ``run_part`` returns it without running the renderer."""
 
 
 def _check_tree(node: object) -> None:
@@ -113,7 +123,32 @@ def _check_tree(node: object) -> None:
             _check_tree(child)
 
 
-def _compile_source(source: str, html: bool) -> Renderer:
+_WHOLE_ROOT = frozenset({"", "this", "@root", "@_parent", "@@_parent"})
+
+
+def _root_names(node: object, names: set[str]) -> bool:
+    """Add the top-level names ``node`` reads to ``names``; False when it may read the
+    root as a whole (see ``CompiledPart.root_names``)."""
+    if isinstance(node, tuple) and node:
+        kind = node[0]
+        if kind == "partial":
+            return False
+        if kind == "path" and len(node) == 2 and isinstance(node[1], list):
+            first = node[1][0] if node[1] else ""
+            if not isinstance(first, str) or first in _WHOLE_ROOT:
+                return False
+            names.add(first)
+            return True
+        if kind in ("block", "invertedblock", "rawblock") and len(node) > 1:
+            if not isinstance(node[1], str) or node[1] in _WHOLE_ROOT:
+                return False
+            names.add(node[1])
+    if isinstance(node, (list, tuple)):
+        return all(_root_names(child, names) for child in node)
+    return True
+
+
+def _compile_source(source: str, html: bool) -> tuple[Renderer, frozenset[str] | None]:
     if re.search(r"\{\{~?\s*else\s+if\b", source):
         raise TemplateSyntaxError("{{else if …}} is not supported; nest {{#if}} blocks instead")
     if "{{#*" in source:
@@ -132,6 +167,8 @@ def _compile_source(source: str, html: bool) -> Renderer:
                     "{{/block}}, an {{else}} outside a block, or a malformed {{…}}"
                 ) from None
             _check_tree(tree)
+            found: set[str] = set()
+            root_names = frozenset(found) if _root_names(tree, found) else None
         except TemplateSyntaxError:
             raise
         except Exception as exc:  # pybars/pymeta raise several types
@@ -143,7 +180,7 @@ def _compile_source(source: str, html: bool) -> Renderer:
         raise TemplateSyntaxError(f"the template holds characters it cannot use: {exc}") from None
     namespace["prepare"] = _prepare_html if html else _prepare_text
     renderer: Renderer = namespace["render"]
-    return renderer
+    return renderer, root_names
 
 
 def _rewrite_expression(match: re.Match[str]) -> str:
@@ -179,17 +216,30 @@ def compile_part(source: str, *, html: bool) -> CompiledPart:
     partials = {}
     for name, text in partial_sources.items():
         try:
-            partials[name] = _compile_source(_rewrite(text), html)
+            partials[name], _ = _compile_source(_rewrite(text), html)
         except TemplateSyntaxError as exc:
             raise TemplateSyntaxError(f"in inline partial {name!r}: {exc.message}") from None
-    return CompiledPart(source, html, _compile_source(body, html), partials)
+    renderer, root_names = _compile_source(body, html)
+    literal: str | None = None
+    if not partials and "{{" not in source:
+        try:
+            rendered = str(renderer(TemplateData(), helpers={}, partials=None))
+        except Exception:  # pragma: no cover - a literal always renders
+            rendered = None
+        literal = source if rendered == source else None
+    return CompiledPart(source, html, renderer, partials,
+                        None if partials else root_names, literal)
 
 
 def run_part(part: CompiledPart, data: TemplateData, helpers: Mapping[str, Helper]) -> str:
     """Render ``part``; raises ``PartError`` (kind UNKNOWN_HELPER, HELPER_ERROR or
     RENDER_ERROR) instead of returning anything partial."""
+    if part.literal is not None:
+        return part.literal
     try:
-        return str(part.renderer(data, helpers=dict(helpers), partials=dict(part.partials)))
+        # the compiled render copies ``helpers`` itself (pybars' builtins updated with them)
+        return str(part.renderer(data, helpers=helpers,
+                                 partials=dict(part.partials) if part.partials else None))
     except HelperError as exc:
         raise PartError("HELPER_ERROR", str(exc)) from None
     except pybars.PybarsError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 
 class ValueList:
@@ -26,7 +26,12 @@ class ValueList:
     __slots__ = ("items",)
 
     def __init__(self, items: Iterable[object]) -> None:
-        self.items: tuple[str, ...] = tuple(to_text(item) for item in items)
+        values = tuple(items)
+        for item in values:
+            if type(item) is not str:  # text items (the usual case) are kept as they are
+                values = tuple(to_text(item) for item in values)
+                break
+        self.items: tuple[str, ...] = cast("tuple[str, ...]", values)
 
     def __getitem__(self, key: object) -> str | int | None:
         if key == "length":

@@ -413,7 +413,8 @@ def render(
         overrides = parse_substitutions(substitutions)
     except SubstitutionError as exc:
         return RenderFailure(FailureKind.INVALID_SUBSTITUTIONS, exc.field, exc.message)
-    data = build_render_data(template.common.defaults, recipient, overrides)
+    data = build_render_data(template.common.defaults, recipient, overrides,
+                             names=root_names(template))
     helpers = helpers_for(now_ms, seed)
 
     def run(part: Part) -> str:
@@ -430,6 +431,28 @@ def render(
         return _render_body(template, run)
     except _Failed as failed:
         return failed.failure
+
+
+def _parts(template: RenderableTemplate) -> list[Part]:
+    if isinstance(template, EmailTemplate):
+        parts = [p for p in (template.subject, template.html_part, template.text_part)
+                 if p is not None]
+        return parts + [h.value for h in template.headers]
+    if isinstance(template, PushTemplate):
+        return [p for c in template.channels.values() for p in c.parts.values()]
+    return [template.body] if template.body is not None else []
+
+
+def root_names(template: RenderableTemplate) -> frozenset[str] | None:
+    """The top-level names any part of ``template`` can read from the render root, or
+    None when a part may read the root as a whole (``CompiledPart.root_names``)."""
+    names: set[str] = set()
+    for part in _parts(template):
+        found = part.compiled.root_names
+        if found is None:
+            return None
+        names |= found
+    return frozenset(names)
 
 
 class _Failed(Exception):
