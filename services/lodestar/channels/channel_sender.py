@@ -270,7 +270,7 @@ class ChannelSender(Generic[P]):
         settings = self.settings
         topic = settings.topic(self.plugin.topic)
         pool: asyncpg.Pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1,
-                                                       max_size=6)
+                                                       max_size=6, reset=_keep_session)
         lock_conn: asyncpg.Connection | None = None
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                     enable_idempotence=True, linger_ms=5)
@@ -792,6 +792,13 @@ class _Pipeline(Generic[P]):
 
 
 _FROZEN = False
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing beyond asyncpg's own (an open transaction is rolled
+    back). The sender's pooled connections hold no session state — no LISTEN, SET,
+    cursors or advisory locks (its lock lives on a connection of its own) — so the
+    default reset query would cost a round trip per release for nothing."""
 
 
 def _freeze_startup_objects() -> None:

@@ -69,13 +69,12 @@ class SentMessages:
             return {r["message_id"]: r for r in rows}
 
     async def claimant_alive(self, claimed_by: str) -> bool:
-        async with self._pool.acquire() as conn:
+        """Whether the sender ``claimed_by`` still holds its lock (is running). The probe
+        takes the lock for its own transaction only, so it can never stay held."""
+        async with self._pool.acquire() as conn, conn.transaction():
             got = await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, claimed_by)
-            if got:
-                await conn.execute(
-                    "SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, claimed_by)
-            return not got
+                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", LOCK_CLASS, claimed_by)
+        return not got
 
     async def finish_unclaimed(self, message_id: str, records: list[Record],
                                claimed_by: str) -> bool:
