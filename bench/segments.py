@@ -443,6 +443,13 @@ class Latency:
     def rate(self) -> float:
         return self.sent / self.send_seconds
 
+    @property
+    def processed_per_s(self) -> float:
+        """Events committed from the first send to the end of the drain wait, per second:
+        the worker's steady-state throughput when it fell behind (else the offered rate)."""
+        waited = self.drain_seconds if self.drain_seconds is not None else DRAIN_TIMEOUT_S
+        return (self.sent - self.behind) / (self.send_seconds + waited)
+
 
 @dataclasses.dataclass
 class WorkerRun:
@@ -551,6 +558,7 @@ async def measure_worker(
         if args.py_spy and with_segments:
             spy = PySpy(args.py_spy, 0, workdir / f"py-spy-{variant}.txt",
                         blocking=args.py_spy_blocking)
+        throughput_spy = spy if args.py_spy_phase == "throughput" else None
         spawned = time.time()
         await worker.start()
         report(f"{variant}: worker pid {worker.pid}, id {worker_id}")
@@ -561,15 +569,21 @@ async def measure_worker(
         try:
             async with asyncio.timeout(args.timeout):
                 first_at, done_at, first_count, cpu = await _wait_done(
-                    settings, worker, worker_id, events_topic, n_events, variant, spy)
-            if spy is not None:
-                await spy.stop()
+                    settings, worker, worker_id, events_topic, n_events, variant,
+                    throughput_spy)
+            if throughput_spy is not None:
+                await throughput_spy.stop()
             published = await end_offsets(settings, membership_topic, partitions)
             window = await first_last_timestamps(settings, f"{worker_id}-{CHANGELOG}",
                                                  partitions)
             if live is not None:
+                if spy is not None and throughput_spy is None:
+                    spy.pid = worker.pid
+                    await spy.start()
                 latency = await measure_latency(settings, worker, worker_id, prefix, live,
                                                 partitions, args)
+                if spy is not None:
+                    await spy.stop()
             if not worker.alive():
                 raise BenchError(f"{variant}: the worker exited:\n{worker.log_tail()}")
         except TimeoutError:
@@ -590,7 +604,8 @@ async def measure_worker(
     dlq = sum([await count_records(settings, f"{prefix}.{t.value}.dlq", partitions)
                for t in (Topic.EVENTS, Topic.ENDPOINT_COMMANDS)])
     if spy is not None and spy.out.exists():
-        print(f"\n# py-spy profile of the worker process ({variant}, throughput phase)")
+        print(f"\n# py-spy profile of the worker process ({variant}, {args.py_spy_phase} "
+              "phase)")
         print(summarize(spy.out, args.profile_top))
     net = [members.get(sid, 0) for sid, _, _ in segments] if with_segments else []
     return WorkerRun(
@@ -846,6 +861,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--py-spy", metavar="PATH",
                         help="sample the 'segments' worker with this py-spy binary while it "
                         "processes the prefilled events")
+    parser.add_argument("--py-spy-phase", choices=("throughput", "latency"),
+                        default="throughput",
+                        help="sample the prefilled events (default) or the latency phase "
+                        "(steady state: endpoints known, events paced at --rate)")
     parser.add_argument("--py-spy-blocking", action="store_true",
                         help="let py-spy pause the target for each sample (exact stacks)")
     parser.add_argument("--profile-top", type=int, default=25,
@@ -925,6 +944,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f"{lat.behind:,} still unprocessed {DRAIN_TIMEOUT_S:.0f} s after the last "
                  "send: the percentiles cover only the changes published by then, so they "
                  "are lower bounds"))
+        print(f"  processed {lat.sent - lat.behind:,} events from the first send to the end of "
+              f"the wait: {lat.processed_per_s:,.0f} events/s"
+              + (" (steady-state throughput: it fell behind)" if lat.lag_at_end > lat.rate_target
+                 else " (it kept up: the offered rate, not a capacity)"))
         print(f"  {format_cpu(lat.cpu_span, lat.busy, lat.busiest)}".replace("\n", "\n  "))
     return 0
 

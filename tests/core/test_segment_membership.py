@@ -186,10 +186,30 @@ def test_backfill_evaluates_new_segments_and_exits_removed_ones() -> None:
 
 
 def test_memberships_round_trip_through_json() -> None:
-    mem = EndpointMemberships({"b": 2, "a": 1}, {"a": START})
+    mem = EndpointMemberships({"b": 2, "a": 1, "c": 1}, {"a": START, "c": START, "d": START + 1})
     data = json.loads(json.dumps(mem.to_dict()))
-    assert EndpointMemberships.from_dict(data) == mem
+    assert data == {"in": {"1": "a c", "2": "b"},
+                    "at": {str(START): "a c", str(START + 1): "d"}}
+    back = EndpointMemberships.from_dict(data)
+    assert back == mem and back.next_due_ms == START
+    assert EndpointMemberships.next_due_of(data) == START
     assert EndpointMemberships.from_dict({}) == EndpointMemberships()
+    assert EndpointMemberships.from_dict(EndpointMemberships().to_dict()) == EndpointMemberships()
+    assert EndpointMemberships.next_due_of(EndpointMemberships().to_dict()) is None
+
+
+def test_memberships_read_the_first_stored_form_and_keep_ids_with_spaces() -> None:
+    """Values written before the grouped form still read; an id with a space (not one the
+    API makes) is written in the first form, which keeps it."""
+    first = {"segments": {"a": 1, "b": 2}, "due": {"a": START}}
+    mem = EndpointMemberships.from_dict(first)
+    assert mem == EndpointMemberships({"a": 1, "b": 2}, {"a": START})
+    assert EndpointMemberships.next_due_of(first) == START
+    assert "in" in mem.to_dict()  # rewritten in the grouped form
+    spaced = EndpointMemberships({"a b": 1, "c": 1}, {"a b": START})
+    data = json.loads(json.dumps(spaced.to_dict()))
+    assert data == {"segments": {"a b": 1, "c": 1}, "due": {"a b": START}}
+    assert EndpointMemberships.from_dict(data) == spaced
 
 
 def _event(event_type: str, ts: int, attributes: dict[str, str] | None = None,

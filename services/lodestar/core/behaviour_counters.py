@@ -31,9 +31,11 @@ queries for it answer 0 / ``None`` (see ``is_tracked``).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import accumulate
+from typing import Any, TypeVar
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -64,6 +66,12 @@ class BehaviourCounters:
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
     """``count_since`` answers already computed on this (immutable) value."""
+    memo: dict[tuple[str, int, int], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """Other derived values of this (immutable) value, memoised: keyed ``(event type,
+    parameter, now_ms)`` (``count_since`` uses parameter -1, ``segment_predicate``
+    window lengths)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form: ``{"types": {name: {"first", "last", "hours", "days"}}}``."""
@@ -161,18 +169,58 @@ def count_since(
     counts = counters.types.get(event_type)
     if counts is None or since_ms > now_ms:
         return 0
-    memo[key] = answer = _count(counts, since_ms, now_ms)
-    return answer
+    sums = counters.memo.get((event_type, -1, now_ms))
+    if sums is None:
+        sums = remember(counters.memo, (event_type, -1, now_ms), _Sums.of(counts))
+    return remember(memo, key, _count(sums, since_ms, now_ms))
 
 
-def _count(counts: TypeCounts, since_ms: int, now_ms: int) -> int:
+MEMO_LIMIT = 4096
+"""Entries a memo of one counters value holds before it starts afresh (a value kept
+for long, e.g. by the engine's entry cache, is asked at ever new times)."""
+
+_M = TypeVar("_M")
+
+
+def remember(memo: dict[Any, Any], key: Any, value: _M) -> _M:
+    """``memo[key] = value`` (emptying ``memo`` first when it is full); ``value``."""
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """One type's bucket indexes with running totals, so that a window's count is two
+    bisections (``count_since`` asks many windows of the same counts)."""
+
+    hours: tuple[int, ...]
+    hour_totals: tuple[int, ...]
+    days: tuple[int, ...]
+    day_totals: tuple[int, ...]
+
+    @classmethod
+    def of(cls, counts: TypeCounts) -> _Sums:
+        return cls(tuple(i for i, _ in counts.hours),
+                   (0, *accumulate(n for _, n in counts.hours)),
+                   tuple(i for i, _ in counts.days),
+                   (0, *accumulate(n for _, n in counts.days)))
+
+
+def _count(sums: _Sums, since_ms: int, now_ms: int) -> int:
+    """Events in the buckets ``first <= index <= last`` (see ``count_since``)."""
     hour_floor, day_floor = _floors(now_ms)
     since = max(since_ms, day_floor * DAY_MS)
     if since >= hour_floor * HOUR_MS:
-        first, last, buckets = -(-since // HOUR_MS), now_ms // HOUR_MS, counts.hours
+        first, last = -(-since // HOUR_MS), now_ms // HOUR_MS
+        indexes, totals = sums.hours, sums.hour_totals
     else:
-        first, last, buckets = -(-since // DAY_MS), now_ms // DAY_MS, counts.days
-    return sum(n for index, n in buckets if first <= index <= last)
+        first, last = -(-since // DAY_MS), now_ms // DAY_MS
+        indexes, totals = sums.days, sums.day_totals
+    if first > last:
+        return 0
+    return totals[bisect_right(indexes, last)] - totals[bisect_left(indexes, first)]
 
 
 def first_seen(counters: BehaviourCounters, event_type: str) -> int | None:

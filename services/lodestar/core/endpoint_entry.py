@@ -39,9 +39,7 @@ def entry(state: EndpointState, memberships: EndpointMemberships | None) -> dict
 
 def next_due_ms(raw: Mapping[str, Any] | None) -> int | None:
     """The earliest segment due time in a table value, without decoding the state."""
-    held = (raw or {}).get(MEMBERSHIPS) or {}
-    due = held.get("due") or {}
-    return min((int(v) for v in due.values()), default=None)
+    return EndpointMemberships.next_due_of((raw or {}).get(MEMBERSHIPS))
 
 
 def after_change(

@@ -229,10 +229,19 @@ def _threshold_index(
 @dataclass(frozen=True)
 class EndpointMemberships:
     """``segments``: id → version of the segments the endpoint is in; ``due``: id →
-    epoch ms at which that segment must be re-checked (``due``)."""
+    epoch ms at which that segment must be re-checked (``due``).
+
+    Stored form (``to_dict``), grouped so that it is small and decodes in a few C
+    calls: ``{"in": {"<version>": "<id> <id> …"}, "at": {"<due ms>": "<id> …"}}``
+    (ids joined by single spaces). ``from_dict`` also reads the first form,
+    ``{"segments": {id: version}, "due": {id: due ms}}``, which ``to_dict`` still
+    writes when an id contains a space."""
 
     segments: Mapping[str, int] = field(default_factory=dict)
     due: Mapping[str, int] = field(default_factory=dict)
+    _stored: dict[str, Any] | None = field(
+        default=None, repr=False, compare=False, hash=False)
+    """The stored form this value was read from or last written as (never mutated)."""
 
     @property
     def segment_ids(self) -> frozenset[str]:
@@ -243,15 +252,64 @@ class EndpointMemberships:
         return min(self.due.values(), default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"segments": dict(sorted(self.segments.items())),
-                "due": dict(sorted(self.due.items()))}
+        """The stored form (see the class docstring); callers must not mutate it."""
+        if self._stored is None:
+            stored = _grouped(self.segments, "in", _grouped(self.due, "at", {}))
+            if stored is None:
+                stored = {"segments": dict(self.segments), "due": dict(self.due)}
+            object.__setattr__(self, "_stored", stored)
+        assert self._stored is not None
+        return self._stored
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EndpointMemberships:
-        return cls(
+        """Either stored form (see the class docstring)."""
+        held = dict(data)
+        if "in" in data or "at" in data:
+            return cls(_ungrouped(data.get("in")), _ungrouped(data.get("at")), held)
+        return cls(  # the first form: written again in the grouped one
             segments={str(k): int(v) for k, v in dict(data.get("segments") or {}).items()},
             due={str(k): int(v) for k, v in dict(data.get("due") or {}).items()},
         )
+
+    @staticmethod
+    def next_due_of(data: Mapping[str, Any] | None) -> int | None:
+        """``next_due_ms`` of a stored form, without decoding it."""
+        if not data:
+            return None
+        if "at" in data:
+            return min(map(int, data["at"]), default=None)
+        return min((int(v) for v in (data.get("due") or {}).values()), default=None)
+
+
+def _grouped(
+    values: Mapping[str, int], name: str, into: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """``into`` plus ``name``: the ids of ``values`` grouped by value and joined by spaces;
+    None when ``into`` is None or an id holds a space (not representable)."""
+    if into is None:
+        return None
+    groups: dict[int, list[str]] = {}
+    for sid, value in values.items():
+        group = groups.get(value)
+        if group is None:
+            groups[value] = [sid]
+        else:
+            group.append(sid)
+    joined = {str(value): " ".join(ids) for value, ids in groups.items()}
+    if sum(text.count(" ") for text in joined.values()) != len(values) - len(groups):
+        return None
+    into[name] = joined
+    return into
+
+
+def _ungrouped(groups: Mapping[str, str] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value, ids in (groups or {}).items():
+        number = int(value)
+        for sid in ids.split(" "):
+            out[sid] = number
+    return out
 
 
 EMPTY = EndpointMemberships()
@@ -298,11 +356,14 @@ def reevaluate(
     # whose due time has passed, or that was evaluated at an older version, is left to
     # the TICK re-check or the backfill that is on its way.
     seeds = catalog.crossed(previous, state, names, now_ms)
-    seeds.update(
-        sid for name in names for sid in catalog.generic_by_input.get(name, ())
-        if sid not in seeds
-        and not catalog.entries[sid].segment.unchanged_by(previous, state, now_ms, names)
-    )
+    checked = set(seeds)
+    entries, generic = catalog.entries, catalog.generic_by_input
+    for name in names:
+        for sid in generic.get(name, ()):
+            if sid not in checked:
+                checked.add(sid)
+                if not entries[sid].segment.unchanged_by(previous, state, now_ms, names):
+                    seeds.add(sid)
     return _run(catalog, memberships, state, now_ms, seeds, cause_of)
 
 
@@ -418,8 +479,8 @@ def _run(
         _, sid = heapq.heappop(queue)
         entry = catalog.entries[sid]
         segment = entry.segment
-        inside = segment.matches(state, now_ms, segments)
-        flip = segment.next_flip_ms(state, now_ms) if segment.timed else None
+        inside = segment.match(state, now_ms, segments)
+        flip = segment.flip(state, now_ms) if segment.timed else None
         if flip is None:
             due_at.pop(sid, None)
         else:
@@ -439,4 +500,6 @@ def _run(
                 via[dep] = set()
                 heapq.heappush(queue, (catalog.position[dep], dep))
             via[dep].add(SEGMENT_PREFIX + sid)
+    if not changes and due_at == memberships.due and segments == memberships.segments:
+        return memberships, changes  # as stored: no new stored form to build
     return EndpointMemberships(segments, due_at), changes

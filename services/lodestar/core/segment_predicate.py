@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -58,6 +58,7 @@ from lodestar.core.behaviour_counters import (
     count_since,
     first_seen,
     last_seen,
+    remember,
 )
 from lodestar.core.endpoint_request import ChannelType
 from lodestar.core.endpoint_state import EndpointState
@@ -144,6 +145,22 @@ class CompiledSegment:
     _leaves: tuple[_Node, ...] = ()
     timed: bool = True
     """False when no condition depends on the clock: ``next_flip_ms`` is always None."""
+    match: _Match = field(init=False, repr=False, compare=False)
+    """``matches`` as a plain function (the root's), for hot loops."""
+    flip: _Flip = field(init=False, repr=False, compare=False)
+    """``next_flip_ms`` as a plain function (the root's), for hot loops."""
+
+    _checks: tuple[tuple[frozenset[str], _Stable | None], ...] = field(
+        init=False, repr=False, compare=False)
+    """Per leaf: its inputs and its stability test (None: never stable)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "match", self._root.match)
+        object.__setattr__(self, "flip", self._root.flip)
+        object.__setattr__(self, "_checks", tuple(
+            (leaf.inputs, leaf.stable if leaf.stable is not None else (
+                None if leaf.flip is not _no_flip else _same_answer(leaf.match)))
+            for leaf in self._leaves))
 
     @property
     def thresholds(self) -> tuple[Threshold, ...]:
@@ -164,16 +181,10 @@ class CompiledSegment:
         ``changed``) can neither change the answer at ``now_ms`` nor bring its next
         flip earlier: every leaf reading a changed input is stable (see ``_Node``).
         Then a stored membership and due time remain valid."""
-        for leaf in self._leaves:
-            if leaf.inputs.isdisjoint(changed):
+        for inputs, stable in self._checks:
+            if inputs.isdisjoint(changed):
                 continue
-            if leaf.stable is not None:
-                if not leaf.stable(before, after, now_ms):
-                    return False
-            elif leaf.flip is not _no_flip or (
-                leaf.match(before, now_ms, _NO_MEMBERSHIPS)
-                != leaf.match(after, now_ms, _NO_MEMBERSHIPS)
-            ):
+            if stable is None or not stable(before, after, now_ms):
                 return False
         return True
 
@@ -205,10 +216,31 @@ def derived_counter_types(
 ) -> list[str]:
     """The extra counter types an event of ``event_type`` with ``attributes`` counts under."""
     return sorted({
-        f.counter_type for f in filters
-        if f.event_type == event_type and f.attributes
-        and all(attributes.get(k) == v for k, v in f.attributes)
+        f.counter_type for f in _filters_by_type(filters).get(event_type, ())
+        if all(attributes.get(k) == v for k, v in f.attributes)
     })
+
+
+_BY_TYPE: dict[int, tuple[object, dict[str, list[PerformedCondition]]]] = {}
+
+
+def _filters_by_type(
+    filters: Iterable[PerformedCondition],
+) -> Mapping[str, list[PerformedCondition]]:
+    """``filters`` with attributes, by event type; memoised per filters object (the
+    engine passes one tuple per catalog for every event)."""
+    held = _BY_TYPE.get(id(filters))
+    if held is not None and held[0] is filters:
+        return held[1]
+    index: dict[str, list[PerformedCondition]] = {}
+    for f in filters:
+        if f.attributes:
+            index.setdefault(f.event_type, []).append(f)
+    if isinstance(filters, tuple):  # immutable: safe to keep (and keeps the id unique)
+        if len(_BY_TYPE) >= 64:
+            _BY_TYPE.clear()
+        _BY_TYPE[id(filters)] = (filters, index)
+    return index
 
 
 def device_type(state: EndpointState) -> str | None:
@@ -229,24 +261,66 @@ def _const(value: bool) -> _Node:
 
 
 def _combine(how: Combine, nodes: list[_Node]) -> _Node:
+    """ALL / ANY / NONE over ``nodes``. One function call per child and none for a
+    single child (ALL or ANY of one node is that node); ``flip`` asks only the
+    children that can flip."""
     if not nodes:
         return _const(True)
+    if len(nodes) == 1 and how is not Combine.NONE:
+        return nodes[0]
     items = tuple(nodes)
+    match = _all_of(tuple(x.match for x in items)) if how is Combine.ALL else _any_of(
+        tuple(x.match for x in items), how is Combine.NONE)
+    return _Node(match, _earliest_of(tuple(x.flip for x in items if x.timed)),
+                 frozenset(i for x in items for i in x.inputs), children=items)
 
-    def match(s: EndpointState, n: int, m: Memberships) -> bool:
-        if how is Combine.ALL:
-            return all(x.match(s, n, m) for x in items)
-        hit = any(x.match(s, n, m) for x in items)
-        return hit if how is Combine.ANY else not hit
+
+def _all_of(matches: tuple[_Match, ...]) -> _Match:
+    """Whether every one of ``matches`` holds (short-circuit, no generator)."""
+    if len(matches) == 2:
+        first, second = matches
+
+        def both(s: EndpointState, n: int, m: Memberships) -> bool:
+            return first(s, n, m) and second(s, n, m)
+
+        return both
+
+    def every(s: EndpointState, n: int, m: Memberships) -> bool:
+        for f in matches:  # noqa: SIM110 - a loop calls no generator per evaluation
+            if not f(s, n, m):
+                return False
+        return True
+
+    return every
+
+
+def _any_of(matches: tuple[_Match, ...], negate: bool) -> _Match:
+    """Whether some one of ``matches`` holds (``negate``: none does)."""
+    def some(s: EndpointState, n: int, m: Memberships) -> bool:
+        for f in matches:
+            if f(s, n, m):
+                return not negate
+        return negate
+
+    return some
+
+
+def _earliest_of(flips: tuple[_Flip, ...]) -> _Flip:
+    """The earliest answer of ``flips`` (None: none flips)."""
+    if not flips:
+        return _no_flip
+    if len(flips) == 1:
+        return flips[0]
 
     def flip(s: EndpointState, n: int) -> int | None:
-        return _earliest(x.flip(s, n) for x in items)
+        best: int | None = None
+        for f in flips:
+            t = f(s, n)
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
-    return _Node(match, flip, frozenset(i for x in items for i in x.inputs), children=items)
-
-
-def _earliest(times: Iterable[int | None]) -> int | None:
-    return min((t for t in times if t is not None), default=None)
+    return flip
 
 
 def _group(group: SegmentGroup) -> _Node:
@@ -303,13 +377,22 @@ def _attribute(c: AttributeCondition) -> _Node:
 
     wanted = frozenset(c.values)
     kind = c.type
+    name = c.name
+    inputs = frozenset({f"{c.source}.{c.name}"})
+    if kind in (AttributeType.INCLUSIVE, AttributeType.EXCLUSIVE):
+        # the common case, one C call: some value is (INCLUSIVE) / none is (EXCLUSIVE) wanted
+        inclusive = kind is AttributeType.INCLUSIVE
+        if c.source == "Attributes":
+            def set_match(s: EndpointState, n: int, m: Memberships) -> bool:
+                return wanted.isdisjoint(s.attributes.get(name, ())) is not inclusive
+        else:
+            def set_match(s: EndpointState, n: int, m: Memberships) -> bool:
+                have = s.user.user_attributes.get(name, ()) if s.user else ()
+                return wanted.isdisjoint(have) is not inclusive
+        return _Node(set_match, _no_flip, inputs)
 
     def match(s: EndpointState, n: int, m: Memberships) -> bool:
         have = values(s)
-        if kind is AttributeType.INCLUSIVE:
-            return any(v in wanted for v in have)
-        if kind is AttributeType.EXCLUSIVE:
-            return not any(v in wanted for v in have)
         if kind is AttributeType.CONTAINS:
             return any(w in v for v in have for w in c.values)
         times = [t for t in map(_instant, have) if t is not None]
@@ -335,7 +418,6 @@ def _attribute(c: AttributeCondition) -> _Node:
             return _first_change(match, s, n, candidates)
         return _first_change(match, s, n, _crossings(times, relative, n))
 
-    inputs = frozenset({f"{c.source}.{c.name}"})
     if not relative:
         return _Node(match, _no_flip, inputs)
 
@@ -450,10 +532,17 @@ _COUNT: Mapping[CountOperator, Callable[[int, int], bool]] = {
 
 
 def _performed(c: PerformedCondition) -> _Node:
-    key, compare, window = c.counter_type, _COUNT[c.operator], c.window_ms
-
-    def at(s: EndpointState, n: int) -> bool:
-        return compare(count_since(s.counters, key, n - window, n), c.count)
+    key, compare, window, target = c.counter_type, _COUNT[c.operator], c.window_ms, c.count
+    match: _Match
+    if c.operator is CountOperator.AT_LEAST:
+        def match(s: EndpointState, n: int, m: Memberships) -> bool:
+            return count_since(s.counters, key, n - window, n) >= target
+    elif c.operator is CountOperator.AT_MOST:
+        def match(s: EndpointState, n: int, m: Memberships) -> bool:
+            return count_since(s.counters, key, n - window, n) <= target
+    else:
+        def match(s: EndpointState, n: int, m: Memberships) -> bool:
+            return count_since(s.counters, key, n - window, n) == target
 
     # count_since counts a window of at most 47 h in hours and one of 48 h or more in
     # days, whatever the clock (``now - window`` is then always before the first
@@ -469,7 +558,11 @@ def _performed(c: PerformedCondition) -> _Node:
         if counts is None:
             return None
         if fixed is not None:
-            return _falling_count_flip(counts, n, window, fixed, compare, c.count)
+            memo = s.counters.memo
+            known = memo.get((key, window, n))
+            if known is None:
+                known = remember(memo, (key, window, n), _leaving(counts, n, window, fixed))
+            return _falling_count_flip(known, compare, target)
         # The count is a step function of time that changes only when a bucket
         # enters or leaves the window; try those instants in order.
         candidates: set[int] = set()
@@ -479,9 +572,6 @@ def _performed(c: PerformedCondition) -> _Node:
                 candidates.update((start, start + window + 1,
                                    (start // DAY_MS + 90) * DAY_MS))
         return _first_change(match, s, n, candidates)
-
-    def match(s: EndpointState, n: int, m: Memberships) -> bool:
-        return at(s, n)
 
     # Added events raise the count at every instant, so AT_LEAST / AT_MOST can only
     # flip later; EXACTLY may hit the target earlier and is always re-evaluated.
@@ -497,27 +587,33 @@ def _performed(c: PerformedCondition) -> _Node:
     return _Node(match, flip, frozenset({f"Events.{key}"}), threshold, below)
 
 
-def _falling_count_flip(
-    counts: TypeCounts,
-    now: int,
-    window: int,
-    resolution: tuple[int, int],
-    compare: Callable[[int, int], bool],
-    target: int,
-) -> int | None:
-    """When ``compare(count in the window, target)`` first changes after ``now``, for a
-    window counted at one fixed resolution (size ms, buckets retained): bucket ``i``
-    leaves at ``i * size + window + 1`` or when retention drops it, whichever is first."""
+def _leaving(
+    counts: TypeCounts, now: int, window: int, resolution: tuple[int, int]
+) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """The count in a window counted at one fixed resolution (size ms, buckets retained)
+    and, in time order, when each of its buckets leaves it and with how many events:
+    bucket ``i`` leaves at ``i * size + window + 1`` or when retention drops it,
+    whichever is first (both grow with ``i``, so bucket order is time order)."""
     size, retained = resolution
     buckets = counts.hours if size == HOUR_MS else counts.days
     first, last = -(-(now - window) // size), now // size
     if size == DAY_MS:
         first = max(first, now // DAY_MS - (DAILY_BUCKETS - 1))
-    inside = [(min(i * size + window + 1, (i + retained) * size), k)
-              for i, k in buckets if first <= i <= last]
-    count = sum(k for _, k in inside)
+    inside = tuple((min(i * size + window + 1, (i + retained) * size), k)
+                   for i, k in buckets if first <= i <= last)
+    return sum(k for _, k in inside), inside
+
+
+def _falling_count_flip(
+    leaving: tuple[int, tuple[tuple[int, int], ...]],
+    compare: Callable[[int, int], bool],
+    target: int,
+) -> int | None:
+    """When ``compare(count in the window, target)`` first changes after now, given the
+    window's count and its buckets' leaving times (``_leaving``)."""
+    count, inside = leaving
     holds = compare(count, target)
-    for leaves, k in sorted(inside):
+    for leaves, k in inside:
         count -= k
         if compare(count, target) != holds:
             return leaves

@@ -16,7 +16,9 @@ endpoints whose time-based segment conditions are due and advance segment
 backfills by one chunk, recording progress in PostgreSQL.
 
 The ``endpoint-profiles`` table is keyed ``<app id>/<endpoint id>`` and holds
-``core.endpoint_entry.entry(state, memberships)``.
+``core.endpoint_entry.entry(state, memberships)``; the entries this worker wrote
+last are also kept decoded (``engine.entry_cache``). When the catalogs are
+loaded the agent tunes the garbage collector (``engine.gc_tuning``).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ from lodestar.core.topics import Topic
 from lodestar.core.user_index import attributes_change, membership_changes, user_key
 from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
 from lodestar.engine.backfill_progress import BackfillProgress
+from lodestar.engine.entry_cache import Entry, EntryCache
 from lodestar.engine.event_context import as_current
+from lodestar.engine.gc_tuning import tune_collector
 from lodestar.engine.segment_catalogs import SegmentCatalogs
 from lodestar.engine.segment_work import BackfillJob, Backfills, DueIndex
 from lodestar.settings import Settings
@@ -101,6 +105,8 @@ class Outbox:
     user_index: list[dict[str, Any]] = field(default_factory=list)
     memberships: list[dict[str, Any]] = field(default_factory=list)
     writes: dict[int, dict[str, dict[str, Any] | None]] = field(default_factory=dict)
+    decoded: dict[str, Entry | None] = field(default_factory=dict)
+    """The pending writes as ``(state, memberships)`` (None: deleted), by key."""
     contexts: dict[int, EventT] = field(default_factory=dict)
     blanks: dict[tuple[int, int], tuple[EndpointState, EndpointMemberships]] = field(
         default_factory=dict)
@@ -119,17 +125,15 @@ class Outbox:
 
         return get
 
-    def put(self, context: EventT, key: str, value: dict[str, Any] | None) -> None:
-        """Write ``value`` (None: delete) under ``key`` in ``context``'s partition."""
+    def put(self, context: EventT, key: str, state: EndpointState | None,
+            memberships: EndpointMemberships | None = None) -> None:
+        """Write ``entry(state, memberships)`` (``state`` None: delete) under ``key`` in
+        ``context``'s partition."""
         partition = context.message.partition
         self.contexts[partition] = context
-        self.writes.setdefault(partition, {})[key] = value
-
-    def pending(self, key: str) -> tuple[bool, dict[str, Any] | None]:
-        for writes in self.writes.values():
-            if key in writes:
-                return True, writes[key]
-        return False, None
+        self.writes.setdefault(partition, {})[key] = (
+            None if state is None else entry(state, memberships))
+        self.decoded[key] = None if state is None else (state, memberships)
 
 
 class ProfileAgent:
@@ -163,6 +167,7 @@ class ProfileAgent:
         self.membership_topic = settings.topic(Topic.SEGMENT_MEMBERSHIP)
         self.membership_headers = codec.headers(Topic.SEGMENT_MEMBERSHIP)
         self.due_index = DueIndex()
+        self.entries = EntryCache()
         self.backfills = Backfills()
         self.planned: set[int] = set()
         self.owned: set[int] = set()
@@ -178,6 +183,7 @@ class ProfileAgent:
 
     async def _run(self, stream: AsyncIterable[Any]) -> None:
         await self.catalogs.ready.wait()
+        tune_collector()  # the start-up heap is in place: keep full collections off it
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
             await self.process(events)
 
@@ -185,6 +191,7 @@ class ProfileAgent:
         """Apply one batch: decode, fold per endpoint, evaluate segments, write,
         dead-letter, run ticks, publish."""
         now_ms = int(time.time() * 1000)
+        self.entries.check(self.app.rebalancing_count)
         work = await self._decode(events)
         for partition in work:
             if partition not in self.planned:  # before its first fold: a fresh table
@@ -249,7 +256,7 @@ class ProfileAgent:
     ) -> None:
         first = inputs[0].record
         app_id, endpoint_id = first["app_id"], first["endpoint_id"]
-        state, memberships = read_entry(self._get(key, out))
+        state, memberships = self._read(key, out)
         segments = self.catalogs.get(app_id)
         result = fold_endpoint(state, app_id, endpoint_id, inputs, now_ms, segments.filters)
         out.user_index += membership_changes(
@@ -265,8 +272,7 @@ class ProfileAgent:
             memberships = self._note(partition, key, result.state or state, outcome, now_ms,
                                      out, result.triggers, _last_event_id(inputs))
         if result.dirty or outcome is not None:
-            out.put(part.last_event, key,
-                    None if result.state is None else entry(result.state, memberships))
+            out.put(part.last_event, key, result.state, memberships)
         refused += [(part.sources[id(item)], reason) for item, reason in result.refused]
         out.changes += result.changes
 
@@ -309,7 +315,7 @@ class ProfileAgent:
         """RemoveAttributes over this partition's endpoints of the app (a table scan)."""
         keys = {*self.table.keys(), *out.writes.get(partition, {})}
         mine = {
-            key: read_entry(self._get(key, out))
+            key: self._read(key, out)
             for key in sorted(keys)
             if partition_of(key.split("/", 1)[1], self.partitions) == partition
         }
@@ -323,7 +329,7 @@ class ProfileAgent:
             if outcome is not None:
                 memberships = self._note(partition, key, change.state, outcome, now_ms, out,
                                          ("REMOVE_ATTRIBUTES",))
-            out.put(context, key, entry(change.state, memberships))
+            out.put(context, key, change.state, memberships)
             out.changes.append(change.change_record(now_ms, "REMOVE_ATTRIBUTES"))
 
     # --- segment clock and backfills -------------------------------------------------
@@ -361,6 +367,8 @@ class ProfileAgent:
     async def _tick_owned(self) -> None:
         """Timer: a TICK to every partition this worker owns; forget lost partitions."""
         owned = self._owned_partitions()
+        if self.owned - owned:
+            self.entries.clear()
         for lost in self.owned - owned:
             self.planned.discard(lost)
             self.due_index.drop(lost)
@@ -384,14 +392,13 @@ class ProfileAgent:
         if self.changed_segments:
             self._queue_changed_segments()
         for key in self.due_index.pop_due(partition, now_ms, DUE_PER_TICK):
-            raw = self._get(key, out)
-            due_at = next_due_ms(raw)
+            state, memberships = self._read(key, out)
+            due_at = None if memberships is None else memberships.next_due_ms
             if due_at is None:
                 continue
             if due_at > now_ms:
                 self.due_index.add(partition, due_at, key)
                 continue
-            state, memberships = read_entry(raw)
             assert state is not None and memberships is not None
             catalog = self.catalogs.get(state.application_id).catalog
             self._store(context, key, state, memberships,
@@ -413,7 +420,7 @@ class ProfileAgent:
     ) -> None:
         memberships = self._note(context.message.partition, key, state, outcome, now_ms, out)
         if memberships != before:
-            out.put(context, key, entry(state, memberships))
+            out.put(context, key, state, memberships)
 
     async def _backfill_chunk(
         self, partition: int, context: EventT, job: BackfillJob, now_ms: int, out: Outbox
@@ -424,7 +431,7 @@ class ProfileAgent:
         catalog = self.catalogs.get(job.app_id).catalog
         chunk = job.keys[job.position:job.position + BACKFILL_CHUNK]
         for key in chunk:
-            state, memberships = read_entry(self._get(key, out))
+            state, memberships = self._read(key, out)
             if state is None:
                 continue
             outcome = backfill(catalog, memberships, state, now_ms, job.segments)
@@ -462,13 +469,25 @@ class ProfileAgent:
                  sum(self.due_index.size(t) for t in targets),
                  "queued" if any(self.backfills.pending(t) for t in targets) else "none")
 
-    def _get(self, key: str, out: Outbox) -> dict[str, Any] | None:
-        """The table value of ``key`` as this batch left it so far."""
-        written, value = out.pending(key)
-        return value if written else self.table.get(key)
+    def _read(
+        self, key: str, out: Outbox
+    ) -> tuple[EndpointState | None, EndpointMemberships | None]:
+        """The state and memberships of ``key`` as this batch left them so far: its
+        pending write, else what this worker last wrote (``entries``), else the table."""
+        if key in out.decoded:
+            held = out.decoded[key]
+            return (None, None) if held is None else held
+        cached = self.entries.get(key)
+        if cached is not None:
+            return cached
+        state, memberships = read_entry(self.table.get(key))
+        if state is not None:
+            self.entries.put(key, (state, memberships))
+        return state, memberships
 
     def _write(self, out: Outbox) -> None:
-        """Apply the batch's table writes, each in its partition (after the acks)."""
+        """Apply the batch's table writes, each in its partition (after the acks), and
+        keep them decoded unless a rebalance began meanwhile."""
         for partition, writes in out.writes.items():
             with as_current(out.contexts[partition]):
                 for key, value in writes.items():
@@ -476,6 +495,11 @@ class ProfileAgent:
                         self.table.pop(key, None)
                     else:
                         self.table[key] = value
+        if self.app.rebalancing_count == self.entries.generation:
+            for key, held in out.decoded.items():
+                self.entries.put(key, held)
+        else:
+            self.entries.clear()
 
     async def _publish(self, out: Outbox) -> None:
         """Send the batch's endpoint, user-index and membership changes; wait for the acks."""
