@@ -39,7 +39,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -51,9 +51,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from lodestar.api.event_publisher import EventPublisher
-from lodestar.core.delivery_events import Channel, DeliverySubject, RecordStatus, sms_outcome
+from lodestar.core.delivery_events import (
+    Channel,
+    DeliverySubject,
+    Record,
+    RecordStatus,
+    sms_outcome,
+)
 from lodestar.core.endpoint_commands import upsert_command
-from lodestar.core.price_table import PriceTable
+from lodestar.core.price_table import DEFAULT_PRICES, PriceTable
 from lodestar.core.sms_keywords import (
     DEFAULT_HELP_TEXT,
     KeywordAction,
@@ -74,16 +80,22 @@ class SmsInboundConfig:
     twilio_auth_token: str | None = field(default=None, repr=False)
     help_text: str = DEFAULT_HELP_TEXT
     public_base_url: str | None = None
+    prices: PriceTable = DEFAULT_PRICES
+    """What completed calls cost (call-status callbacks)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> SmsInboundConfig:
-        """From ``LODESTAR_TWILIO_AUTH_TOKEN``, ``LODESTAR_SMS_HELP_TEXT`` and
-        ``LODESTAR_SMS_INBOUND_BASE_URL`` (``settings.channels``)."""
+        """From ``LODESTAR_TWILIO_AUTH_TOKEN``, ``LODESTAR_SMS_HELP_TEXT``,
+        ``LODESTAR_SMS_INBOUND_BASE_URL`` and ``LODESTAR_PRICE_TABLE``
+        (``settings.channels``)."""
+        from lodestar.channels.factory import price_table
+
         channels = settings.channels
         return cls(
             twilio_auth_token=channels.twilio_auth_token,
             help_text=channels.sms_help_text or DEFAULT_HELP_TEXT,
             public_base_url=channels.sms_inbound_base_url,
+            prices=price_table(settings),
         )
 
 
@@ -193,18 +205,6 @@ async def _apply(publisher: EventPublisher, app_id: str, endpoint_ids: list[str]
     await publisher.publish_deliveries(records)
 
 
-async def stored_sms_records(pool: asyncpg.Pool, app_id: str, message_id: str
-                             ) -> list[dict[str, Any]]:
-    """The delivery records the SMS sender stored for ``message_id`` (this app's)."""
-    stored = await pool.fetchval(
-        "SELECT deliveries FROM sent_messages WHERE app_id = $1 AND message_id = $2"
-        " AND channel = 'SMS'", app_id, message_id)
-    if stored is None:
-        return []
-    records = json.loads(stored) if isinstance(stored, str) else stored
-    return [r for r in records or () if isinstance(r, dict)]
-
-
 async def _signed_form(request: Request) -> list[tuple[str, str]] | Response:
     """The form of a Twilio webhook whose X-Twilio-Signature is good, or the answer:
     404 without a configured auth token, 403 for a missing or wrong signature."""
@@ -219,31 +219,27 @@ async def _signed_form(request: Request) -> list[tuple[str, str]] | Response:
     return params
 
 
-async def stored_voice_records(pool: asyncpg.Pool, app_id: str, message_id: str
-                               ) -> list[dict[str, Any]]:
-    """The delivery records the voice sender stored for ``message_id`` (this app's)."""
+async def stored_records(pool: asyncpg.Pool, app_id: str, message_id: str, channel: str
+                         ) -> list[dict[str, Any]]:
+    """The delivery records the ``channel`` sender stored for ``message_id`` (this app's)."""
     stored = await pool.fetchval(
         "SELECT deliveries FROM sent_messages WHERE app_id = $1 AND message_id = $2"
-        " AND channel = 'VOICE'", app_id, message_id)
+        " AND channel = $3", app_id, message_id, channel)
     if stored is None:
         return []
     records = json.loads(stored) if isinstance(stored, str) else stored
     return [r for r in records or () if isinstance(r, dict)]
 
 
-def _prices(request: Request) -> PriceTable:
-    """The price table (``LODESTAR_PRICE_TABLE``), read once per API process."""
-    prices: PriceTable | None = getattr(request.app.state, "prices", None)
-    if prices is None:
-        from lodestar.channels.factory import price_table
-
-        prices = request.app.state.prices = price_table(request.app.state.settings)
-    return prices
+ReceiptRecord = Callable[[str, str, dict[str, str], list[dict[str, Any]], int],
+                         Record | None]
+"""(app id, message id, callback form, the send's stored records, now) → the record."""
 
 
-async def twilio_call_status(request: Request) -> Response:
-    """``POST /voice/status/twilio/{application_id}?m=<message id>``: Twilio's status
-    callback for a call the voice sender placed (``core.voice_receipts``)."""
+async def _status_callback(request: Request, channel: str, receipt: ReceiptRecord
+                           ) -> Response:
+    """A signed Twilio status callback about message ``?m=`` of ``channel``: its record
+    (``receipt``, about the original send) published, or nothing for an interim status."""
     params = await _signed_form(request)
     if isinstance(params, Response):
         return params
@@ -251,9 +247,8 @@ async def twilio_call_status(request: Request) -> Response:
     if not message_id:
         return PlainTextResponse("The callback URL lacks ?m=<message id>.", status_code=400)
     app_id = request.path_params["application_id"]
-    stored = await stored_voice_records(request.app.state.pool, app_id, message_id)
-    record = voice_receipt_record(app_id, message_id, dict(params), stored,
-                                  int(time.time() * 1000), _prices(request))
+    stored = await stored_records(request.app.state.pool, app_id, message_id, channel)
+    record = receipt(app_id, message_id, dict(params), stored, int(time.time() * 1000))
     if record is not None:
         publisher: EventPublisher = request.app.state.publisher
         await publisher.publish_deliveries([record])
@@ -263,19 +258,18 @@ async def twilio_call_status(request: Request) -> Response:
 async def twilio_status(request: Request) -> Response:
     """``POST /sms/status/twilio/{application_id}?m=<message id>``: Twilio's status
     callback for a message the SMS sender sent (``core.sms_receipts``)."""
-    params = await _signed_form(request)
-    if isinstance(params, Response):
-        return params
-    message_id = request.query_params.get("m")
-    if not message_id:
-        return PlainTextResponse("The callback URL lacks ?m=<message id>.", status_code=400)
-    app_id = request.path_params["application_id"]
-    stored = await stored_sms_records(request.app.state.pool, app_id, message_id)
-    record = receipt_record(app_id, message_id, dict(params), stored, int(time.time() * 1000))
-    if record is not None:
-        publisher: EventPublisher = request.app.state.publisher
-        await publisher.publish_deliveries([record])
-    return PlainTextResponse("", status_code=204)
+    return await _status_callback(request, "SMS", receipt_record)
+
+
+async def twilio_call_status(request: Request) -> Response:
+    """``POST /voice/status/twilio/{application_id}?m=<message id>``: Twilio's status
+    callback for a call the voice sender placed (``core.voice_receipts``), priced with
+    the price table (``LODESTAR_PRICE_TABLE``)."""
+    prices = request.app.state.sms_inbound.prices
+    return await _status_callback(
+        request, "VOICE",
+        lambda app, mid, form, stored, now: voice_receipt_record(app, mid, form, stored, now,
+                                                                 prices))
 
 
 def sms_inbound_routes() -> list[Route]:
@@ -289,6 +283,14 @@ def sms_inbound_routes() -> list[Route]:
 
 def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """This route's OpenAPI path item and component schemas (read by ``api.openapi``)."""
+    callback_parameters = [
+        {"name": "application-id", "in": "path", "required": True,
+         "schema": {"type": "string"}},
+        {"name": "m", "in": "query", "required": True,
+         "description": "Lodestar's message id.", "schema": {"type": "string"}},
+        {"name": "X-Twilio-Signature", "in": "header", "required": True,
+         "schema": {"type": "string"}},
+    ]
     twiml = {"text/xml": {"schema": {"type": "string"}}}
     text = {"text/plain": {"schema": {"type": "string"}}}
     item = {"post": {
@@ -337,14 +339,7 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "with the record_status of Twilio's ErrorCode; interim statuses publish "
             "nothing. The record carries the original send's endpoint, campaign or journey."),
         "security": [],
-        "parameters": [
-            {"name": "application-id", "in": "path", "required": True,
-             "schema": {"type": "string"}},
-            {"name": "m", "in": "query", "required": True,
-             "description": "Lodestar's message id.", "schema": {"type": "string"}},
-            {"name": "X-Twilio-Signature", "in": "header", "required": True,
-             "schema": {"type": "string"}},
-        ],
+        "parameters": callback_parameters,
         "requestBody": {"required": True, "content": {
             "application/x-www-form-urlencoded": {"schema": {
                 "type": "object",
@@ -375,14 +370,7 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "nothing. The record carries the original send's endpoint, campaign or journey "
             "and Context; a repeated callback has the same event id."),
         "security": [],
-        "parameters": [
-            {"name": "application-id", "in": "path", "required": True,
-             "schema": {"type": "string"}},
-            {"name": "m", "in": "query", "required": True,
-             "description": "Lodestar's message id.", "schema": {"type": "string"}},
-            {"name": "X-Twilio-Signature", "in": "header", "required": True,
-             "schema": {"type": "string"}},
-        ],
+        "parameters": callback_parameters,
         "requestBody": {"required": True, "content": {
             "application/x-www-form-urlencoded": {"schema": {
                 "type": "object",
