@@ -36,6 +36,7 @@ import asyncio
 import copy
 import re
 import ssl
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
@@ -233,33 +234,12 @@ class SmtpSender:
             start_tls=cfg.tls is TlsMode.STARTTLS,
             tls_context=self._tls_context,
         )
-        try:
-            await smtp.connect()
-            self.connections_opened += 1
-        except aiosmtplib.SMTPResponseException as exc:
-            smtp.close()
-            raise _Failed(classify(exc.code, exc.message, Stage.CONNECT), reusable=False) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            smtp.close()
-            raise _Failed(classify(None, _describe(exc), Stage.CONNECT), reusable=False) from None
+        await _opening_step(smtp, smtp.connect(), Stage.CONNECT)
+        self.connections_opened += 1
         if cfg.username is not None and cfg.password is not None:
-            try:
-                await smtp.login(cfg.username, cfg.password)
-            except aiosmtplib.SMTPResponseException as exc:
-                smtp.close()
-                raise _Failed(classify(exc.code, exc.message, Stage.AUTH), reusable=False) from None
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                smtp.close()
-                raise _Failed(classify(None, _describe(exc), Stage.AUTH), reusable=False) from None
-        try:
-            if smtp.is_ehlo_or_helo_needed:
-                await smtp.ehlo()
-        except aiosmtplib.SMTPResponseException as exc:
-            smtp.close()
-            raise _Failed(classify(exc.code, exc.message, Stage.CONNECT), reusable=False) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            smtp.close()
-            raise _Failed(classify(None, _describe(exc), Stage.CONNECT), reusable=False) from None
+            await _opening_step(smtp, smtp.login(cfg.username, cfg.password), Stage.AUTH)
+        if smtp.is_ehlo_or_helo_needed:
+            await _opening_step(smtp, smtp.ehlo(), Stage.CONNECT)
         self._smtp = smtp
         if (self._config.pipelining and smtp.supports_extension("pipelining")
                 and smtp.transport is not None):
@@ -319,6 +299,19 @@ class SmtpSender:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise _Failed(classify(None, _describe(exc), stage), reusable=False) from None
         return classify(response.code, response.message, Stage.DATA)
+
+
+async def _opening_step(smtp: aiosmtplib.SMTP, step: Awaitable[object], stage: Stage) -> None:
+    """One step of opening a connection (connect, AUTH, EHLO); a failure closes the
+    connection and raises ``_Failed`` at ``stage``."""
+    try:
+        await step
+    except aiosmtplib.SMTPResponseException as exc:
+        smtp.close()
+        raise _Failed(classify(exc.code, exc.message, stage), reusable=False) from None
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        smtp.close()
+        raise _Failed(classify(None, _describe(exc), stage), reusable=False) from None
 
 
 _STAGES = {"MAIL": Stage.MAIL, "RCPT": Stage.RCPT, "DATA": Stage.DATA}
