@@ -204,13 +204,7 @@ async def bench_email(base: Settings, args: argparse.Namespace) -> dict[str, Any
                                        connections=args.connections, retry_base_s=0.05,
                                        retry_cap_s=0.2, freeze_gc=not args.no_freeze_gc)
             sender = EmailSender(settings, config)
-            await run_sender(sender, args)
-            stats = sender.stats
-            assert stats.first_batch_s is not None and stats.last_batch_s is not None
-            window = stats.last_batch_s - stats.first_batch_s
-            result.update(sender_per_s=args.messages / window, window_s=window,
-                          sent=stats.sent, failed=stats.failed, retries=stats.retries,
-                          batches=stats.batches)
+            result.update(await run_sender(sender, args))
     finally:
         counts = sink.stop()
         result["sink"] = counts
@@ -281,8 +275,9 @@ async def fcm_baseline(sender: FcmSender, bodies: list[dict[str, Any]],
     return (len(bodies) - 1) / elapsed
 
 
-async def run_sender(sender: Any, args: argparse.Namespace) -> None:
-    """Run ``sender`` until it has finished ``args.messages`` (optionally profiled)."""
+async def run_sender(sender: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``sender`` until it has finished ``args.messages`` (optionally profiled); its
+    rate over the window from its first polled batch to its last commit, and its counts."""
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
@@ -307,6 +302,11 @@ async def run_sender(sender: Any, args: argparse.Namespace) -> None:
         stats = pstats.Stats(profiler, stream=sys.stderr)
         stats.sort_stats("tottime").print_stats(args.profile_lines)
         stats.sort_stats("cumulative").print_stats(args.profile_lines)
+    counts = sender.stats
+    assert counts.first_batch_s is not None and counts.last_batch_s is not None
+    window = counts.last_batch_s - counts.first_batch_s
+    return {"sender_per_s": args.messages / window, "window_s": window, "sent": counts.sent,
+            "failed": counts.failed, "retries": counts.retries, "batches": counts.batches}
 
 
 async def bench_push(base: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -354,13 +354,7 @@ async def bench_push(base: Settings, args: argparse.Namespace) -> dict[str, Any]
                                          freeze_gc=not args.no_freeze_gc)
             sender: ChannelSender[Any] = ChannelSender(settings, build_plugin("push", settings),
                                                        config)
-            await run_sender(sender, args)
-            stats = sender.stats
-            assert stats.first_batch_s is not None and stats.last_batch_s is not None
-            window = stats.last_batch_s - stats.first_batch_s
-            result.update(sender_per_s=args.messages / window, window_s=window,
-                          sent=stats.sent, failed=stats.failed, retries=stats.retries,
-                          batches=stats.batches)
+            result.update(await run_sender(sender, args))
     finally:
         counts = sink.stop()
         result["sink"] = counts
