@@ -234,3 +234,26 @@ def test_json_lines_written_from_endpoints_read_back_the_same(
     parsed = list(parse_json_lines(_lines(text)))
     assert parsed == [ImportedRow(n + 1, endpoint_id, request)
                       for n, (endpoint_id, request) in enumerate(endpoints.items())]
+
+
+def test_within_user_cap_counts_the_read_model_and_earlier_rows() -> None:
+    from lodestar.core.endpoint_import import ImportedRow, RowFailure, within_user_cap
+
+    def row(n: int, endpoint: str, user: str | None) -> ImportedRow:
+        request = {"ChannelType": "EMAIL", "Address": f"{endpoint}@x.test"}
+        if user:
+            request["User"] = {"UserId": user}
+        return ImportedRow(n, endpoint, request)
+
+    existing = {"big": [f"old-{i}" for i in range(14)]}
+    imported: dict[str, set[str]] = {}
+    first = within_user_cap([row(2, "n1", "big"), row(3, "n2", "big"),
+                             row(4, "old-0", "big"), row(5, "free", None)],
+                            existing, imported)
+    assert [r.row for r in first if isinstance(r, ImportedRow)] == [2, 4, 5]
+    [failure] = [r for r in first if isinstance(r, RowFailure)]
+    assert failure.message.startswith("row 3: User.UserId: a user has at most 15 endpoints")
+    assert imported == {"big": {"n1", "old-0"}}
+    # a later batch of the same run remembers n1 although the read model lags behind
+    later = within_user_cap([row(9, "n1", "big"), row(10, "n3", "big")], existing, imported)
+    assert [type(r).__name__ for r in later] == ["ImportedRow", "RowFailure"]

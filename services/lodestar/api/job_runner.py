@@ -64,9 +64,9 @@ from lodestar.core.endpoint_import import (
     ImportFormat,
     RowFailure,
     parse_rows,
+    within_user_cap,
 )
-from lodestar.core.endpoint_request import EndpointRequestError
-from lodestar.core.endpoint_rules import address_takeover, check_user_capacity
+from lodestar.core.endpoint_rules import address_takeover
 from lodestar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -366,25 +366,18 @@ class _ImportRun:
         self.progress = replace(self.progress, total_failures=self.progress.total_failures + 1)
 
     async def _within_user_cap(self, name: str, batch: list[ImportedRow]) -> list[ImportedRow]:
-        """The rows that keep their user at 15 endpoints or fewer (counting the read
-        model and this run's earlier rows); the others fail as UpdateEndpoint would."""
+        """The rows that keep their user at 15 endpoints or fewer; the others fail."""
         users = {row.user_id for row in batch if row.user_id}
         if not users:
             return batch
         existing = await read_model.endpoint_ids_of_users(self.runner._pool, self.job.app_id,
                                                           users)
         kept = []
-        for row in batch:
-            if row.user_id:
-                mine = self.user_endpoints.setdefault(row.user_id, set())
-                held = mine | set(existing.get(row.user_id, ()))
-                try:
-                    check_user_capacity(row.user_id, held, [row.endpoint_id])
-                except EndpointRequestError as exc:
-                    self._fail(f"{name}: row {row.row}: {exc.field}: {exc}")
-                    continue
-                mine.add(row.endpoint_id)
-            kept.append(row)
+        for result in within_user_cap(batch, existing, self.user_endpoints):
+            if isinstance(result, RowFailure):
+                self._fail(f"{name}: {result.message}")
+            else:
+                kept.append(result)
         return kept
 
     async def _flush(self, index: int, name: str, batch: list[ImportedRow], seen: int) -> None:

@@ -43,6 +43,7 @@ from lodestar.core.endpoint_request import (
     parse_endpoint_id,
     parse_endpoint_request,
 )
+from lodestar.core.endpoint_rules import check_user_capacity
 
 
 class ImportFormat(StrEnum):
@@ -81,6 +82,28 @@ class RowFailure:
 
 
 RowResult = ImportedRow | RowFailure
+
+
+def within_user_cap(rows: Sequence[ImportedRow], existing: Mapping[str, Iterable[str]],
+                    imported: dict[str, set[str]]) -> list[RowResult]:
+    """``rows`` in order, each kept or failed as UpdateEndpoint's 15-endpoints-per-user
+    rule decides: a user's endpoints are those ``existing`` lists (the read model) plus
+    those ``imported`` holds (this run's earlier rows, which the read model may not show
+    yet); ``imported`` takes every kept row's endpoint."""
+    out: list[RowResult] = []
+    for row in rows:
+        user_id = row.user_id
+        if user_id:
+            mine = imported.setdefault(user_id, set())
+            try:
+                check_user_capacity(user_id, mine | set(existing.get(user_id, ())),
+                                    [row.endpoint_id])
+            except EndpointRequestError as exc:
+                out.append(RowFailure(row.row, f"row {row.row}: {exc.field}: {exc}"))
+                continue
+            mine.add(row.endpoint_id)
+        out.append(row)
+    return out
 
 IGNORED_COLUMNS = frozenset({"ApplicationId", "CohortId", "CreationDate"})
 """Response-only fields (a GetEndpoint or export written back): ignored, like Pinpoint."""
