@@ -327,8 +327,8 @@ class ChannelSender(Generic[P]):
                 item.failure = f"prepare: {type(exc).__name__}: {exc}"
                 item.prepared = Ended([], SendState.FAILED, "failed")
 
-    async def _claim_chunk(self, items: list[_Item], prepared: dict[str, Deliverable[P] | Ended],
-                           store: SentMessages) -> list[tuple[_Item, Deliverable[P]]]:
+    async def _claim_chunk(self, items: list[_Item], store: SentMessages
+                           ) -> list[tuple[_Item, Deliverable[P]]]:
         """Claim ``items`` (at most ``concurrency``) in one transaction, right before they
         are sent; what is left to deliver. Items that end here carry their records and
         final state (already claimed elsewhere, skipped, not rendered, suppressed)."""
@@ -340,7 +340,7 @@ class ChannelSender(Generic[P]):
             if row is not None:
                 await self._already_claimed(item, row, store)
                 continue
-            outcome = prepared[item.request["message_id"]]
+            outcome = item.prepared
             if isinstance(outcome, Ended):
                 item.records = outcome.records
                 item.finish = Finish(item.request["message_id"], outcome.state,
@@ -701,8 +701,7 @@ class _Pipeline(Generic[P]):
 
     async def _claim_and_send(self, take: list[_Item]) -> None:
         """Claim and start sending ``take``; items that end here are done."""
-        prepared = {item.request["message_id"]: item.prepared for item in take}
-        deliverable = await self.sender._claim_chunk(take, prepared, self.store)
+        deliverable = await self.sender._claim_chunk(take, self.store)
         sending = {id(item) for item, _ in deliverable}
         self.done.extend(i for i in take if id(i) not in sending)
         for item, d in deliverable:
