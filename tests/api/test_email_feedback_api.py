@@ -375,7 +375,7 @@ def test_a_subscription_that_cannot_be_confirmed_is_answered_for_an_operator(api
                          ("SubscriptionConfirmation", confirm_url),
                          ("SubscriptionConfirmation", elsewhere),
                          ("UnsubscribeConfirmation", confirm_url)])]
-    SUBSCRIBE.failure = CertificateUnavailable("SigningCertURL answered HTTP 503",
+    SUBSCRIBE.failure = CertificateUnavailable("SubscribeURL answered HTTP 503",
                                                transient=True)
     before = len(SUBSCRIBE.visited)
     try:

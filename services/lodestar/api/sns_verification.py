@@ -69,9 +69,10 @@ class SnsVerifyConfig:
                    timeout_s=channels.provider_timeout_seconds)
 
 
-def http_fetcher(timeout_s: float, verify: Any = True) -> CertificateFetcher:
-    """A fetcher GETting the URL with httpx (``verify``: httpx's TLS verification, e.g. a
-    test CA's ``ssl.SSLContext``)."""
+def http_fetcher(timeout_s: float, verify: Any = True, name: str = "SigningCertURL"
+                 ) -> CertificateFetcher:
+    """A fetcher GETting the URL (the message's field ``name``) with httpx (``verify``:
+    httpx's TLS verification, e.g. a test CA's ``ssl.SSLContext``)."""
 
     async def fetch(url: str) -> bytes:
         try:
@@ -80,17 +81,17 @@ def http_fetcher(timeout_s: float, verify: Any = True) -> CertificateFetcher:
                         client.stream("GET", url) as response):
                 if response.status_code != 200:
                     raise CertificateUnavailable(
-                        f"SigningCertURL answered HTTP {response.status_code}",
+                        f"{name} answered HTTP {response.status_code}",
                         transient=response.status_code >= 500)
                 body = b""
                 async for chunk in response.aiter_bytes():
                     body += chunk
                     if len(body) > MAX_CERTIFICATE_BYTES:
                         raise CertificateUnavailable(
-                            "SigningCertURL serves more than a certificate", transient=False)
+                            f"{name} serves more than a certificate", transient=False)
                 return body
         except httpx.HTTPError as exc:
-            raise CertificateUnavailable(f"SigningCertURL could not be fetched: "
+            raise CertificateUnavailable(f"{name} could not be fetched: "
                                          f"{type(exc).__name__}: {exc}", transient=True) from exc
 
     return fetch
@@ -112,7 +113,7 @@ class SnsVerifier:
                  confirmer: CertificateFetcher | None = None) -> None:
         self.config = config
         self._fetch = fetcher or http_fetcher(config.timeout_s)
-        self._confirm = confirmer or http_fetcher(config.timeout_s)
+        self._confirm = confirmer or http_fetcher(config.timeout_s, name="SubscribeURL")
         self._extra_host = re.compile(config.extra_cert_host) if config.extra_cert_host else None
         self._certificates: OrderedDict[str, bytes] = OrderedDict()
         self._clock = clock
@@ -134,13 +135,13 @@ class SnsVerifier:
         an SNS host (the SigningCertURL rule) is fetched."""
         if not self.config.enabled:
             return "signature checks are off, so Lodestar does not confirm subscriptions"
-        refused = cert_url_refusal(subscribe_url, self._extra_host)
+        refused = cert_url_refusal(subscribe_url, self._extra_host, name="SubscribeURL")
         if refused is not None:
-            return refused.message.replace("SigningCertURL", "SubscribeURL")
+            return refused.message
         try:
             await self._confirm(subscribe_url)
         except CertificateUnavailable as exc:
-            return str(exc).replace("SigningCertURL", "SubscribeURL")
+            return str(exc)
         return None
 
     async def check(self, items: Sequence[object]) -> ItemRefused | None:

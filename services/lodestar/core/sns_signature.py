@@ -69,27 +69,29 @@ def is_sns_message(item: object) -> bool:
     return isinstance(item, dict) and item.get("Type") in SNS_TYPES
 
 
-def cert_url_refusal(url: object, extra_host: re.Pattern[str] | None = None) -> Refused | None:
-    """None when ``url`` may serve SNS's signing certificate: ``https``, no credentials,
-    host ``sns.<region>.amazonaws.com`` (``.com.cn`` in China) on the default port.
-    ``extra_host`` (tests only, never by default) full-matches further hosts, on any port."""
+def cert_url_refusal(url: object, extra_host: re.Pattern[str] | None = None,
+                     name: str = "SigningCertURL") -> Refused | None:
+    """None when ``url`` (the message's field ``name``) is on SNS: ``https``, no
+    credentials, host ``sns.<region>.amazonaws.com`` (``.com.cn`` in China) on the
+    default port. ``extra_host`` (tests only, never by default) full-matches further
+    hosts, on any port."""
     if not isinstance(url, str) or not url:
-        return Refused(SnsRefusal.UNSIGNED, "the message has no SigningCertURL")
+        return Refused(SnsRefusal.UNSIGNED, f"the message has no {name}")
     match = _URL.fullmatch(url)
     if match is None or match["scheme"].lower() != "https":
-        return Refused(SnsRefusal.CERT_URL, f"SigningCertURL {url!r} is not an https URL")
+        return Refused(SnsRefusal.CERT_URL, f"{name} {url!r} is not an https URL")
     host_port = _HOST_PORT.fullmatch(match["authority"])
     if host_port is None:
-        return Refused(SnsRefusal.CERT_URL, f"SigningCertURL {url!r} has no plain host name "
+        return Refused(SnsRefusal.CERT_URL, f"{name} {url!r} has no plain host name "
                                             "(credentials and IPv6 literals are refused)")
     host, port = host_port["host"].lower(), host_port["port"]
     if extra_host is not None and extra_host.fullmatch(host):
         return None
     if not AWS_CERT_HOST.fullmatch(host):
-        return Refused(SnsRefusal.CERT_URL, f"SigningCertURL {url!r} is not on an SNS host "
+        return Refused(SnsRefusal.CERT_URL, f"{name} {url!r} is not on an SNS host "
                                             "(sns.<region>.amazonaws.com)")
     if port is not None and port != "443":
-        return Refused(SnsRefusal.CERT_URL, f"SigningCertURL {url!r} names port {port}")
+        return Refused(SnsRefusal.CERT_URL, f"{name} {url!r} names port {port}")
     return None
 
 
