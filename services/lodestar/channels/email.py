@@ -273,8 +273,6 @@ class SmtpSender:
                            mail_from: str, rcpt_to: list[str]) -> SmtpOutcome:
         stage = Stage.MAIL
         try:
-            if smtp.is_ehlo_or_helo_needed:
-                await smtp.ehlo()
             utf8 = not (mail_from + "".join(rcpt_to)).isascii()
             options = []
             if utf8:
@@ -331,8 +329,6 @@ def _path(address: str, encoding: str) -> bytes:
 
 async def _command(smtp: aiosmtplib.SMTP, *args: bytes, accept: frozenset[int]) -> None:
     """One SMTP command; an answer outside ``accept`` raises ``SMTPResponseException``."""
-    if smtp.is_ehlo_or_helo_needed:
-        await smtp.ehlo()
     response = await smtp.execute_command(*args)
     if response.code not in accept:
         raise aiosmtplib.SMTPResponseException(response.code, response.message)
