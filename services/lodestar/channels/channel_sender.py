@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import gc
 import logging
 import random
 import time
@@ -73,6 +72,7 @@ from lodestar.core.retry_policy import (
 )
 from lodestar.core.topics import Topic
 from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
+from lodestar.gc_tuning import freeze_startup_heap
 from lodestar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ class ChannelSender(Generic[P]):
             consumer.subscribe([topic])
             log.info("%s sender %s consuming %s", self.name, self.instance_id, topic)
             if self.config.freeze_gc:
-                _freeze_startup_objects()
+                freeze_startup_heap()
             if started is not None:
                 started.set()
             await _Pipeline(self, consumer, store, templates, producer, dead_letters).run()
@@ -790,22 +790,11 @@ class _Pipeline(Generic[P]):
                      stats.republished)
 
 
-_FROZEN = False
-
-
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset: nothing beyond asyncpg's own (an open transaction is rolled
     back). The sender's pooled connections hold no session state — no LISTEN, SET,
     cursors or advisory locks (its lock lives on a connection of its own) — so the
     default reset query would cost a round trip per release for nothing."""
-
-
-def _freeze_startup_objects() -> None:
-    global _FROZEN
-    if not _FROZEN:
-        _FROZEN = True
-        gc.collect()
-        gc.freeze()
 
 
 def _now_ms() -> int:

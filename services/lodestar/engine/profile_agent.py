@@ -18,7 +18,7 @@ backfills by one chunk, recording progress in PostgreSQL.
 The ``endpoint-profiles`` table is keyed ``<app id>/<endpoint id>`` and holds
 ``core.endpoint_entry.entry(state, memberships)``; the entries this worker wrote
 last are also kept decoded (``engine.entry_cache``). When the catalogs are
-loaded the agent tunes the garbage collector (``engine.gc_tuning``).
+loaded the agent tunes the garbage collector (``lodestar.gc_tuning``).
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
 from lodestar.engine.backfill_progress import BackfillProgress
 from lodestar.engine.entry_cache import Entry, EntryCache
 from lodestar.engine.event_context import as_current
-from lodestar.engine.gc_tuning import tune_collector
 from lodestar.engine.segment_catalogs import SegmentCatalogs
 from lodestar.engine.segment_work import BackfillJob, Backfills, DueIndex
+from lodestar.gc_tuning import tune_collector
 from lodestar.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Tune CPython's cyclic garbage collector for the worker's allocation pattern.
+"""Tune CPython's cyclic garbage collector in long-running Lodestar processes.
 
 A worker batch allocates and frees millions of short-lived containers (decoded
 records, table values, membership dicts) while a large heap lives on (Faust,
@@ -12,6 +12,9 @@ out of the collector's view (``gc.freeze``) and raises the thresholds so that
 young collections run every ``GEN0_THRESHOLD`` net allocations and full ones
 rarely. Reference counting still frees acyclic garbage at once; cyclic garbage
 waits a little longer. Idempotent; process-wide.
+
+``freeze_startup_heap()`` is the first half alone, what the senders do
+(``ChannelSenderConfig.freeze_gc``): once per process, collect and freeze.
 """
 
 from __future__ import annotations
@@ -21,6 +24,18 @@ import gc
 GEN0_THRESHOLD = 50_000
 GEN1_THRESHOLD = 20
 GEN2_THRESHOLD = 100
+
+_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Once per process: collect, then move every object alive out of the collector's
+    scans (``gc.freeze``)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def tune_collector() -> None:

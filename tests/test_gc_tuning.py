@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import gc
 
-from lodestar.engine.gc_tuning import GEN0_THRESHOLD, tune_collector
+from lodestar.gc_tuning import GEN0_THRESHOLD, tune_collector
 
 
 def test_freezes_the_heap_and_raises_the_thresholds() -> None:
