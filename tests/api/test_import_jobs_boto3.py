@@ -448,17 +448,18 @@ def test_cli_import_with_wait(settings: Settings, control_dsn: str, tmp_path: Pa
     assert "does not reach Amazon S3" in capsys.readouterr().err
 
 
-async def _seed_user_endpoints(dsn: str, app_id: str, user_id: str, n: int) -> None:
+async def _seed_user_endpoints(dsn: str, app_id: str, user_id: str, n: int,
+                               channel: str = "EMAIL") -> None:
     conn = await asyncpg.connect(dsn)
     try:
         for i in range(n):
-            endpoint = {"Id": f"{user_id}-{i}", "ApplicationId": app_id, "ChannelType": "EMAIL",
+            endpoint = {"Id": f"{user_id}-{i}", "ApplicationId": app_id, "ChannelType": channel,
                         "Address": f"{user_id}{i}@example.com", "EndpointStatus": "ACTIVE",
                         "OptOut": "NONE", "User": {"UserId": user_id}}
             await conn.execute(
                 "INSERT INTO endpoint_read_model (app_id, endpoint_id, endpoint, deleted, "
-                "change_ts, user_id) VALUES ($1, $2, $3::jsonb, false, 1, $4)",
-                app_id, endpoint["Id"], json.dumps(endpoint), user_id)
+                "change_ts, user_id, channel_type) VALUES ($1, $2, $3::jsonb, false, 1, $4, $5)",
+                app_id, endpoint["Id"], json.dumps(endpoint), user_id, channel)
     finally:
         await conn.close()
 
@@ -488,6 +489,50 @@ def test_imports_keep_a_user_at_15_endpoints(api: Api, app_id: str, tmp_path: Pa
     mine = [c for c in commands if c["command_id"].startswith(f"import:{created['Id']}:")]
     assert sorted(c["endpoint_id"] for c in mine if c["kind"] == "UPSERT") == [
         "big-0", "n1", "n2", "o1"]
+
+
+def test_user_id_rows_add_all_the_users_endpoints(api: Api, app_id: str,
+                                                  tmp_path: Path) -> None:
+    """A row with only User.UserId adds every endpoint of that user: those in the read
+    model and those the same file registered; a user without endpoints fails its row."""
+    asyncio.run(_seed_user_endpoints(api.settings.postgres_dsn, app_id, "known", 2, "SMS"))
+    source = tmp_path / "users.csv"
+    source.write_text(
+        "Id,ChannelType,Address,User.UserId\n"
+        "n1,EMAIL,n1@example.com,newbie\n"
+        ",,,known\n"
+        ",,,newbie\n"
+        ",,,ghost\n", encoding="utf-8")
+    client = api.admin()
+    created = client.create_import_job(ApplicationId=app_id, ImportJobRequest={
+        "Format": "CSV", "S3Url": source.as_uri(), "RoleArn": ROLE,
+        "DefineSegment": True, "SegmentName": "By user"})["ImportJobResponse"]
+    job = _wait_job(client, app_id, created["Id"])
+    assert job["JobStatus"] == "COMPLETED", job
+    assert (job["TotalProcessed"], job["TotalFailures"]) == (3, 1)
+    assert job["Failures"] == [
+        "users.csv: row 5: User.UserId: user 'ghost' has no endpoint in this app; add "
+        "endpoints with this user ID before importing the user ID"]
+    segment_id = created["Definition"]["SegmentId"]
+    segment = client.get_segment(ApplicationId=app_id, SegmentId=segment_id)["SegmentResponse"]
+    assert segment["ImportDefinition"]["Size"] == 4  # additions: n1 counts twice, as before
+    assert segment["ImportDefinition"]["ChannelCounts"] == {"EMAIL": 2, "SMS": 2}
+    commands = asyncio.run(_commands(api.settings, 5))
+    mine = [c for c in commands if c["command_id"].startswith(f"import:{created['Id']}:")]
+    adds = {c["command_id"]: c["endpoint_id"] for c in mine if c["kind"] == "ADD_TO_SEGMENT"}
+    prefix = f"import:{created['Id']}:0"
+    assert adds == {f"{prefix}:2:segment": "n1",
+                    f"{prefix}:3:segment:known-0": "known-0",
+                    f"{prefix}:3:segment:known-1": "known-1",
+                    f"{prefix}:4:segment:n1": "n1"}
+    assert [c["endpoint_id"] for c in mine if c["kind"] == "UPSERT"] == ["n1"]
+
+    # without a segment to add them to, user rows fail and say what to do
+    plain = client.create_import_job(ApplicationId=app_id, ImportJobRequest={
+        "Format": "CSV", "S3Url": source.as_uri(), "RoleArn": ROLE})["ImportJobResponse"]
+    job = _wait_job(client, app_id, plain["Id"])
+    assert (job["TotalProcessed"], job["TotalFailures"]) == (1, 3)
+    assert "this job defines no segment" in job["Failures"][0]
 
 
 async def test_an_interrupted_export_resumes_after_its_last_whole_part(

@@ -257,3 +257,46 @@ def test_within_user_cap_counts_the_read_model_and_earlier_rows() -> None:
     # a later batch of the same run remembers n1 although the read model lags behind
     later = within_user_cap([row(9, "n1", "big"), row(10, "n3", "big")], existing, imported)
     assert [type(r).__name__ for r in later] == ["ImportedRow", "RowFailure"]
+
+
+def test_a_row_with_only_a_user_id_is_a_user_row() -> None:
+    from lodestar.core.endpoint_import import ImportedUser
+
+    text = (
+        "Id,ChannelType,Address,User.UserId,Attributes.plan\n"
+        ",,,u1,\n"               # only the user: all of u1's endpoints
+        "e1,EMAIL,a@x.test,u2,\n"  # an endpoint that names its user
+        ",,,u3,gold\n"           # a user and an attribute: not a user row
+        ",,,,\n"                 # empty cells only: a row without Id, a failure
+    )
+    results = list(parse_csv(_lines(text)))
+    assert results[0] == ImportedUser(2, "u1")
+    assert isinstance(results[1], ImportedRow) and results[1].user_id == "u2"
+    assert isinstance(results[2], RowFailure)
+    assert results[2].message.startswith("row 4: Id: Id is missing, so ChannelType and Address")
+    assert "nothing but User.UserId" in results[2].message
+    assert isinstance(results[3], RowFailure)
+    lines = ['{"User": {"UserId": "u9"}}', '{"Id": "", "User": {"UserId": "u8"}}',
+             '{"User": {"UserId": 7}}', '{"User": {"UserId": "u7", "UserAttributes": {}}}']
+    parsed = list(parse_json_lines(lines))
+    assert parsed[:2] == [ImportedUser(1, "u9"), ImportedUser(2, "u8")]
+    assert isinstance(parsed[2], RowFailure) and parsed[2].message.startswith(
+        "row 3: User.UserId: ")
+    assert isinstance(parsed[3], RowFailure)  # UserAttributes to write: not a user row
+
+
+def test_user_row_endpoints_come_from_the_read_model_and_this_run() -> None:
+    from lodestar.core.endpoint_import import ImportedUser, user_row_endpoints
+
+    existing = {"u1": ["e2", "e1"]}
+    imported = {"u1": {"e3", "e1"}, "u2": {"e9"}}
+    assert user_row_endpoints(ImportedUser(2, "u1"), existing, imported, True) == [
+        "e1", "e2", "e3"]
+    assert user_row_endpoints(ImportedUser(3, "u2"), existing, imported, True) == ["e9"]
+    none = user_row_endpoints(ImportedUser(4, "ghost"), existing, imported, True)
+    assert isinstance(none, RowFailure) and none.message == (
+        "row 4: User.UserId: user 'ghost' has no endpoint in this app; add endpoints with "
+        "this user ID before importing the user ID")
+    unsegmented = user_row_endpoints(ImportedUser(5, "u1"), existing, imported, False)
+    assert isinstance(unsegmented, RowFailure)
+    assert unsegmented.message.startswith("row 5: User.UserId: a row with only a user ID")

@@ -10,7 +10,9 @@ URL streamed with httpx into a temporary file) is parsed record by record
 (``core.endpoint_import``). Each valid record becomes an UPSERT command
 (when RegisterEndpoints) and, when the job imports into a segment, an
 ADD_TO_SEGMENT command, plus DEACTIVATE commands for other endpoints holding
-the same Address (as UpdateEndpoint does). Command ids are deterministic,
+the same Address (as UpdateEndpoint does). A record with nothing but a user ID
+adds every endpoint of that user (the read model's and this run's) to the
+segment, one ADD_TO_SEGMENT each. Command ids are deterministic,
 ``import:<job>:<piece>:<row>[:segment]``, so replays are recognisable. Every
 ``checkpoint_every`` records the commands are published (returning once Kafka
 acknowledged them) and then progress is written: a restarted runner resumes a
@@ -60,10 +62,12 @@ from lodestar.control.segments import SegmentsRepository
 from lodestar.core.endpoint_commands import add_to_segment_command, upsert_command
 from lodestar.core.endpoint_import import (
     ImportedRow,
+    ImportedUser,
     ImportFileError,
     ImportFormat,
     RowFailure,
     parse_rows,
+    user_row_endpoints,
     within_user_cap,
 )
 from lodestar.core.endpoint_rules import address_takeover
@@ -308,6 +312,8 @@ class _ImportRun:
         self.register = bool(job.definition.get("RegisterEndpoints", True))
         self.user_endpoints: dict[str, set[str]] = {}
         """User id → endpoints this run gave the user (the read model may lag behind)."""
+        self.channels: dict[str, str] = {}
+        """Endpoint id → ChannelType of the endpoints in ``user_endpoints``."""
 
     async def piece(self, index: int, piece: Piece) -> None:
         skip = self.extra["piece_records"] if index == self.extra["piece"] else 0
@@ -344,7 +350,7 @@ class _ImportRun:
         digests[str(index)] = digest
 
     async def _records(self, index: int, piece: Piece, path: Path, skip: int) -> None:
-        batch: list[ImportedRow] = []
+        batch: list[ImportedRow | ImportedUser] = []
         seen = 0
         with path.open(encoding="utf-8", newline="") as lines:
             for result in parse_rows(self.fmt, lines):
@@ -380,16 +386,20 @@ class _ImportRun:
                 kept.append(result)
         return kept
 
-    async def _flush(self, index: int, name: str, batch: list[ImportedRow], seen: int) -> None:
+    async def _flush(self, index: int, name: str, batch: list[ImportedRow | ImportedUser],
+                     seen: int) -> None:
         job = self.job
         commands: list[dict[str, Any]] = []
         now = _now_ms()
-        if self.register and batch:
-            batch = await self._within_user_cap(name, batch)
-            addresses = [r.request["Address"] for r in batch if r.request.get("Address")]
+        rows = [r for r in batch if isinstance(r, ImportedRow)]
+        users = [r for r in batch if isinstance(r, ImportedUser)]
+        if self.register and rows:
+            rows = await self._within_user_cap(name, rows)
+            addresses = [r.request["Address"] for r in rows if r.request.get("Address")]
             holders = (await read_model.holders_of_addresses(self.runner._pool, job.app_id,
                                                              addresses) if addresses else {})
-        for row in batch:
+        self._segment_size()  # counted from here on (older checkpoints: one per record)
+        for row in rows:
             command_id = f"import:{job.id}:{index}:{row.row}"
             if self.register:
                 commands.append(upsert_command(job.app_id, row.endpoint_id, row.request,
@@ -403,14 +413,53 @@ class _ImportRun:
                                                        job.segment_id, f"{command_id}:segment",
                                                        now))
             channel = row.request.get("ChannelType", "UNKNOWN")
-            counts = self.extra["channel_counts"]
-            counts[channel] = counts.get(channel, 0) + 1
+            self._count(channel)
+            if row.user_id:
+                self.channels[row.endpoint_id] = channel
+        processed = len(rows) + await self._user_rows(index, name, users, commands, now)
         await self.runner._publisher.publish_commands(commands)  # acknowledged by Kafka
         self.progress = replace(
-            self.progress, total_processed=self.progress.total_processed + len(batch),
+            self.progress, total_processed=self.progress.total_processed + processed,
             checkpoint=self.progress.checkpoint + seen - self.extra["piece_records"])
         self.extra["piece_records"] = seen
         await self._save()
+
+    async def _user_rows(self, index: int, name: str, users: list[ImportedUser],
+                         commands: list[dict[str, Any]], now: int) -> int:
+        """ADD_TO_SEGMENT commands for every endpoint of each user row; rows that add none
+        fail. Returns how many rows were imported."""
+        job = self.job
+        if not users:
+            return 0
+        existing = (await read_model.endpoint_channels_of_users(
+            self.runner._pool, job.app_id, {row.user_id for row in users})
+            if job.segment_id is not None else {})
+        imported = 0
+        for row in users:
+            ids = user_row_endpoints(row, existing, self.user_endpoints,
+                                     job.segment_id is not None)
+            if isinstance(ids, RowFailure):
+                self._fail(f"{name}: {ids.message}")
+                continue
+            assert job.segment_id is not None
+            known = existing.get(row.user_id, {})
+            for endpoint_id in ids:
+                commands.append(add_to_segment_command(
+                    job.app_id, endpoint_id, job.segment_id,
+                    f"import:{job.id}:{index}:{row.row}:segment:{endpoint_id}", now))
+                self._count(known.get(endpoint_id) or self.channels.get(endpoint_id, "UNKNOWN"))
+            imported += 1
+        return imported
+
+    def _count(self, channel: str) -> None:
+        """One more endpoint in the job's segment, on ``channel`` (its ChannelCounts)."""
+        counts = self.extra["channel_counts"]
+        counts[channel] = counts.get(channel, 0) + 1
+        self.extra["segment_size"] = self._segment_size() + 1
+
+    def _segment_size(self) -> int:
+        """Endpoints this job added so far (before user rows: one per imported record)."""
+        return int(self.extra.setdefault("segment_size", self.progress.total_processed))
 
     async def _save(self, status: JobStatus = JobStatus.PROCESSING) -> None:
         self.progress = replace(self.progress, failures=tuple(self.failures),
@@ -426,7 +475,7 @@ class _ImportRun:
                 counts = dict(self.extra.get("base_counts", {}))
                 for channel, n in self.extra["channel_counts"].items():
                     counts[channel] = counts.get(channel, 0) + n
-                size = self.extra.get("base_size", 0) + self.progress.total_processed
+                size = self.extra.get("base_size", 0) + self._segment_size()
                 definition = import_definition(job.definition, size, counts)
                 if segment.definition != definition:
                     updated = await segments.replace_definition(job.app_id, segment.id,

@@ -144,6 +144,22 @@ async def endpoint_ids_of_users(
     return out
 
 
+async def endpoint_channels_of_users(
+    pool: asyncpg.Pool, app_id: str, user_ids: Iterable[str]
+) -> dict[str, dict[str, str]]:
+    """User id → {endpoint id → ChannelType} of the user's live endpoints (one query)."""
+    rows = await pool.fetch(
+        "SELECT user_id, endpoint_id, coalesce(channel_type, 'UNKNOWN') AS channel"
+        " FROM endpoint_read_model"
+        " WHERE app_id = $1 AND user_id = ANY($2::text[]) AND NOT deleted",
+        app_id, sorted(set(user_ids)),
+    )
+    out: dict[str, dict[str, str]] = {}
+    for r in rows:
+        out.setdefault(r["user_id"], {})[r["endpoint_id"]] = r["channel"]
+    return out
+
+
 async def endpoints_by_ids(
     pool: asyncpg.Pool, app_id: str, endpoint_ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:

@@ -24,6 +24,10 @@ in CSV the header is row 1; in JSON row N is line N.
 A record without ``Id`` needs ``ChannelType`` and ``Address`` (Pinpoint's rule
 for new endpoints); its id is derived from those two (``derived_endpoint_id``),
 so importing the same address again updates the same endpoint.
+
+A record holding nothing but ``User.UserId`` is a **user row** (``ImportedUser``):
+as in Pinpoint, it stands for every endpoint of that user already in the app,
+which join the job's segment (``user_row_endpoints`` decides which, or why not).
 """
 
 from __future__ import annotations
@@ -74,6 +78,14 @@ class ImportedRow:
 
 
 @dataclass(frozen=True)
+class ImportedUser:
+    """A record naming only ``User.UserId``: all of that user's endpoints."""
+
+    row: int
+    user_id: str
+
+
+@dataclass(frozen=True)
 class RowFailure:
     """An invalid record; ``message`` names the row and the field."""
 
@@ -81,7 +93,7 @@ class RowFailure:
     message: str
 
 
-RowResult = ImportedRow | RowFailure
+RowResult = ImportedRow | ImportedUser | RowFailure
 
 
 def within_user_cap(rows: Sequence[ImportedRow], existing: Mapping[str, Iterable[str]],
@@ -104,6 +116,27 @@ def within_user_cap(rows: Sequence[ImportedRow], existing: Mapping[str, Iterable
             mine.add(row.endpoint_id)
         out.append(row)
     return out
+
+
+def user_row_endpoints(row: ImportedUser, existing: Mapping[str, Iterable[str]],
+                       imported: Mapping[str, Iterable[str]], defines_segment: bool
+                       ) -> list[str] | RowFailure:
+    """The endpoint ids a user row adds to the job's segment, sorted: the user's endpoints
+    in ``existing`` (the read model) and ``imported`` (this run's earlier rows). A failure
+    when the job defines no segment (a user row registers nothing) or the user has no
+    endpoint (Pinpoint imports only user IDs that endpoints already carry)."""
+    where = f"row {row.row}: User.UserId: "
+    if not defines_segment:
+        return RowFailure(row.row, f"{where}a row with only a user ID adds that user's "
+                          "endpoints to the job's segment, and this job defines no segment "
+                          "(set DefineSegment, or give Id, or ChannelType and Address, to "
+                          "register an endpoint)")
+    ids = sorted({*existing.get(row.user_id, ()), *imported.get(row.user_id, ())})
+    if not ids:
+        return RowFailure(row.row, f"{where}user {row.user_id!r} has no endpoint in this "
+                          "app; add endpoints with this user ID before importing the user ID")
+    return ids
+
 
 IGNORED_COLUMNS = frozenset({"ApplicationId", "CohortId", "CreationDate"})
 """Response-only fields (a GetEndpoint or export written back): ignored, like Pinpoint."""
@@ -233,12 +266,17 @@ def parse_record(body: object, row: int) -> RowResult:
         if not isinstance(body, Mapping):
             raise EndpointRequestError("", "the record must be a JSON object (an EndpointRequest)")
         raw_id = body.get("Id")
+        if _only_user_id(body):
+            user = parse_endpoint_request(body).user
+            if user is not None and user.user_id:
+                return ImportedUser(row, user.user_id)
         if raw_id is None or raw_id == "":
             channel, address = body.get("ChannelType"), body.get("Address")
             if not (isinstance(channel, str) and channel and isinstance(address, str) and address):
                 raise EndpointRequestError(
                     "Id", "Id is missing, so ChannelType and Address are required (they "
-                    "identify a new endpoint)"
+                    "identify a new endpoint); a row with nothing but User.UserId stands for "
+                    "all of that user's endpoints"
                 )
             endpoint_id = derived_endpoint_id(channel, address)
         else:
@@ -248,6 +286,15 @@ def parse_record(body: object, row: int) -> RowResult:
         where = f"row {row}: {bad.field}: " if bad.field else f"row {row}: "
         return RowFailure(row, f"{where}{bad}")
     return ImportedRow(row, endpoint_id, request.to_pinpoint())
+
+
+def _only_user_id(body: Mapping[str, Any]) -> bool:
+    """Whether a record names a user and nothing else (``Id`` absent or empty)."""
+    user = body.get("User")
+    return (isinstance(user, Mapping) and set(user) == {"UserId"}
+            and user["UserId"] not in (None, "")
+            and all(key == "User" or (key == "Id" and body[key] in (None, ""))
+                    for key in body))
 
 
 def parse_csv(lines: Iterable[str]) -> Iterator[RowResult]:
