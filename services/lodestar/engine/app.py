@@ -29,6 +29,7 @@ from lodestar.engine.membership_projection_service import (
 from lodestar.engine.profile_agent import ProfileAgent
 from lodestar.engine.projection_service import endpoint_projection_service
 from lodestar.engine.segment_catalogs import SegmentCatalogs, segment_catalog_service
+from lodestar.engine.table_store import STORE_URL
 from lodestar.engine.web import create_worker_web
 from lodestar.settings import Settings
 
@@ -67,7 +68,7 @@ def build_engine(
     app = faust.App(
         settings.worker_id,
         broker=broker_url(settings.kafka_bootstrap),
-        store="rocksdb://",
+        store=STORE_URL,  # RocksDB without its write-ahead log (engine/table_store.py)
         datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
