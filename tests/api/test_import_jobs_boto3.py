@@ -464,6 +464,17 @@ async def _seed_user_endpoints(dsn: str, app_id: str, user_id: str, n: int,
         await conn.close()
 
 
+def _import_csv(api: Api, app_id: str, source: Path, **request: Any
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Create a CSV import job of ``source`` (plus ``request`` fields) and wait for it:
+    (the CreateImportJob answer, the finished job)."""
+    client = api.admin()
+    created = client.create_import_job(ApplicationId=app_id, ImportJobRequest={
+        "Format": "CSV", "S3Url": source.as_uri(), "RoleArn": ROLE, **request})[
+        "ImportJobResponse"]
+    return created, _wait_job(client, app_id, created["Id"])
+
+
 def test_imports_keep_a_user_at_15_endpoints(api: Api, app_id: str, tmp_path: Path) -> None:
     """13 endpoints in the read model: two more import, the third fails like
     UpdateEndpoint would; re-importing one the user holds and other users are fine."""
@@ -476,10 +487,7 @@ def test_imports_keep_a_user_at_15_endpoints(api: Api, app_id: str, tmp_path: Pa
         "n3,EMAIL,n3@example.com,big\n"
         "big-0,EMAIL,big0@example.com,big\n"
         "o1,EMAIL,o1@example.com,other\n", encoding="utf-8")
-    client = api.admin()
-    created = client.create_import_job(ApplicationId=app_id, ImportJobRequest={
-        "Format": "CSV", "S3Url": source.as_uri(), "RoleArn": ROLE})["ImportJobResponse"]
-    job = _wait_job(client, app_id, created["Id"])
+    created, job = _import_csv(api, app_id, source)
     assert job["JobStatus"] == "COMPLETED", job
     assert (job["TotalProcessed"], job["TotalFailures"]) == (4, 1)
     assert job["Failures"] == [
@@ -503,18 +511,15 @@ def test_user_id_rows_add_all_the_users_endpoints(api: Api, app_id: str,
         ",,,known\n"
         ",,,newbie\n"
         ",,,ghost\n", encoding="utf-8")
-    client = api.admin()
-    created = client.create_import_job(ApplicationId=app_id, ImportJobRequest={
-        "Format": "CSV", "S3Url": source.as_uri(), "RoleArn": ROLE,
-        "DefineSegment": True, "SegmentName": "By user"})["ImportJobResponse"]
-    job = _wait_job(client, app_id, created["Id"])
+    created, job = _import_csv(api, app_id, source, DefineSegment=True, SegmentName="By user")
     assert job["JobStatus"] == "COMPLETED", job
     assert (job["TotalProcessed"], job["TotalFailures"]) == (3, 1)
     assert job["Failures"] == [
         "users.csv: row 5: User.UserId: user 'ghost' has no endpoint in this app; add "
         "endpoints with this user ID before importing the user ID"]
     segment_id = created["Definition"]["SegmentId"]
-    segment = client.get_segment(ApplicationId=app_id, SegmentId=segment_id)["SegmentResponse"]
+    segment = api.admin().get_segment(ApplicationId=app_id, SegmentId=segment_id)[
+        "SegmentResponse"]
     assert segment["ImportDefinition"]["Size"] == 4  # additions: n1 counts twice, as before
     assert segment["ImportDefinition"]["ChannelCounts"] == {"EMAIL": 2, "SMS": 2}
     commands = asyncio.run(_commands(api.settings, 5))
@@ -528,9 +533,7 @@ def test_user_id_rows_add_all_the_users_endpoints(api: Api, app_id: str,
     assert [c["endpoint_id"] for c in mine if c["kind"] == "UPSERT"] == ["n1"]
 
     # without a segment to add them to, user rows fail and say what to do
-    plain = client.create_import_job(ApplicationId=app_id, ImportJobRequest={
-        "Format": "CSV", "S3Url": source.as_uri(), "RoleArn": ROLE})["ImportJobResponse"]
-    job = _wait_job(client, app_id, plain["Id"])
+    _, job = _import_csv(api, app_id, source)
     assert (job["TotalProcessed"], job["TotalFailures"]) == (1, 3)
     assert "this job defines no segment" in job["Failures"][0]
 
