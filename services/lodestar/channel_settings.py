@@ -62,6 +62,17 @@ CHANNEL_SETTINGS_ROWS: tuple[tuple[str, str, str], ...] = (
      "VAPID P-256 key (PEM or base64url); unset: no Web Push."),
     ("LODESTAR_WEBPUSH_VAPID_SUBJECT", "(unset)",
      "`mailto:` or `https:` contact sent in VAPID tokens (required with Web Push)."),
+    ("LODESTAR_ADM_CLIENT_ID", "(unset)",
+     "Amazon Device Messaging OAuth client id; unset: no ADM pushes. Needs the secret below."),
+    ("LODESTAR_ADM_CLIENT_SECRET", "(unset)", "ADM OAuth client secret."),
+    ("LODESTAR_ADM_BASE_URL", "https://api.amazon.com", "ADM API base URL."),
+    ("LODESTAR_ADM_TOKEN_URL", "(LODESTAR_ADM_BASE_URL/auth/o2/token)",
+     "ADM OAuth2 token endpoint."),
+    ("LODESTAR_BAIDU_API_KEY", "(unset)",
+     "Baidu Cloud Push api key; unset: no Baidu pushes. Needs the secret key below."),
+    ("LODESTAR_BAIDU_SECRET_KEY", "(unset)", "Baidu Cloud Push secret key (signs requests)."),
+    ("LODESTAR_BAIDU_BASE_URL", "https://api.tuisong.baidu.com/rest/3.0",
+     "Baidu Cloud Push REST API 3.0 base URL."),
     ("LODESTAR_VOICE_ORIGINATION_NUMBER", "(unset)",
      "Number voice calls come from when the message has none."),
     ("LODESTAR_VOICE_DEFAULT_LANGUAGE", "en-US", "Language of `<Say>` when none is given."),
@@ -128,6 +139,13 @@ class ChannelSettings:
     apns_ca_file: str | None = None
     webpush_vapid_private_key: str | None = field(default=None, repr=False)
     webpush_vapid_subject: str | None = None
+    adm_client_id: str | None = None
+    adm_client_secret: str | None = field(default=None, repr=False)
+    adm_base_url: str = "https://api.amazon.com"
+    adm_token_url: str | None = None
+    baidu_api_key: str | None = None
+    baidu_secret_key: str | None = field(default=None, repr=False)
+    baidu_base_url: str = "https://api.tuisong.baidu.com/rest/3.0"
     voice_origination_number: str | None = None
     voice_default_language: str = "en-US"
     voice_default_voice: str | None = "Joanna"
@@ -206,6 +224,13 @@ class ChannelSettings:
             apns_ca_file=_opt(env, "LODESTAR_APNS_CA_FILE"),
             webpush_vapid_private_key=_opt(env, "LODESTAR_WEBPUSH_VAPID_PRIVATE_KEY"),
             webpush_vapid_subject=_opt(env, "LODESTAR_WEBPUSH_VAPID_SUBJECT"),
+            adm_client_id=_opt(env, "LODESTAR_ADM_CLIENT_ID"),
+            adm_client_secret=_opt(env, "LODESTAR_ADM_CLIENT_SECRET"),
+            adm_base_url=_get(env, "LODESTAR_ADM_BASE_URL").rstrip("/"),
+            adm_token_url=_opt(env, "LODESTAR_ADM_TOKEN_URL"),
+            baidu_api_key=_opt(env, "LODESTAR_BAIDU_API_KEY"),
+            baidu_secret_key=_opt(env, "LODESTAR_BAIDU_SECRET_KEY"),
+            baidu_base_url=_get(env, "LODESTAR_BAIDU_BASE_URL").rstrip("/"),
             voice_origination_number=_opt(env, "LODESTAR_VOICE_ORIGINATION_NUMBER"),
             voice_default_language=_get(env, "LODESTAR_VOICE_DEFAULT_LANGUAGE"),
             voice_default_voice=_opt(env, "LODESTAR_VOICE_DEFAULT_VOICE") or "Joanna",

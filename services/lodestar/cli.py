@@ -751,9 +751,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("sms", "SMS through Twilio or a generic HTTP provider (LODESTAR_SMS_*, "
          "LODESTAR_TWILIO_*), origination identity per destination country",
          "docs/sms.md"),
-        ("push", "push notifications through FCM HTTP v1, APNs (HTTP/2, token auth) or "
-         "Web Push (VAPID, RFC 8291), by the endpoint's ChannelType (LODESTAR_FCM_*, "
-         "LODESTAR_APNS_*, LODESTAR_WEBPUSH_*); dead tokens make the endpoint INACTIVE",
+        ("push", "push notifications through FCM HTTP v1, APNs (HTTP/2, token auth), "
+         "Web Push (VAPID, RFC 8291), ADM or Baidu Cloud Push, by the endpoint's ChannelType "
+         "(LODESTAR_FCM_*, LODESTAR_APNS_*, LODESTAR_WEBPUSH_*, LODESTAR_ADM_*, "
+         "LODESTAR_BAIDU_*); dead tokens make the endpoint INACTIVE",
          "docs/push.md"),
         ("voice", "voice calls through Twilio's Calls API with TwiML <Say> "
          "(LODESTAR_TWILIO_*, LODESTAR_VOICE_*)", "docs/voice-and-custom.md"),

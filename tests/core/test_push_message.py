@@ -87,8 +87,9 @@ def test_screen_opt_out_and_inactive() -> None:
     ("APNS_VOIP", "abcd", PushProvider.APNS),
     ("PUSH", '{"endpoint": "https://p.test/x", "keys": {}}', PushProvider.WEBPUSH),
     ("GCM", ' {"endpoint": "https://p.test/x"}', PushProvider.WEBPUSH),
-    ("BAIDU", "x", None),
-    ("ADM", "x", None),
+    ("BAIDU", "x", PushProvider.BAIDU),
+    ("ADM", "x", PushProvider.ADM),
+    ("EMAIL", "x", None),
 ])
 def test_push_provider(channel_type: str, address: str, provider: PushProvider | None) -> None:
     assert push_provider(_request(channel_type=channel_type, address=address)) is provider

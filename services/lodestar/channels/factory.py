@@ -16,7 +16,9 @@ import httpx
 
 from lodestar.channels.custom_plugin import CustomPlugin
 from lodestar.channels.custom_webhook import CustomWebhook, WebhookConfig
+from lodestar.channels.push_adm import AdmConfig, AdmSender
 from lodestar.channels.push_apns import ApnsConfig, ApnsTransport, load_p8
+from lodestar.channels.push_baidu import BaiduConfig, BaiduSender
 from lodestar.channels.push_fcm import FcmConfig, FcmSender, ServiceAccount
 from lodestar.channels.push_plugin import PushPlugin
 from lodestar.channels.push_webpush import WebPushConfig, WebPushSender
@@ -105,6 +107,7 @@ def sms_plugin(settings: Settings) -> SmsPlugin:
 def push_plugin(settings: Settings) -> PushPlugin:
     c = settings.channels
     fcm = apns = webpush = None
+    adm = baidu = None
     if c.fcm_service_account_file:
         account = _parse("LODESTAR_FCM_SERVICE_ACCOUNT_FILE", ServiceAccount.from_json,
                          _read(c.fcm_service_account_file, "LODESTAR_FCM_SERVICE_ACCOUNT_FILE"))
@@ -136,12 +139,25 @@ def push_plugin(settings: Settings) -> PushPlugin:
                                                   timeout_s=c.provider_timeout_seconds))
         except ValueError as exc:
             raise ChannelConfigError(f"LODESTAR_WEBPUSH_VAPID_SUBJECT: {exc}") from None
-    if fcm is None and apns is None and webpush is None:
+    if c.adm_client_id:
+        secret = _require(c.adm_client_secret, "LODESTAR_ADM_CLIENT_SECRET",
+                          "ADM (LODESTAR_ADM_CLIENT_ID is set)")
+        adm = AdmSender(AdmConfig(c.adm_client_id, secret, base_url=c.adm_base_url,
+                                  token_url=c.adm_token_url,
+                                  timeout_s=c.provider_timeout_seconds))
+    if c.baidu_api_key:
+        secret = _require(c.baidu_secret_key, "LODESTAR_BAIDU_SECRET_KEY",
+                          "Baidu (LODESTAR_BAIDU_API_KEY is set)")
+        baidu = BaiduSender(BaiduConfig(c.baidu_api_key, secret, base_url=c.baidu_base_url,
+                                        timeout_s=c.provider_timeout_seconds))
+    if fcm is None and apns is None and webpush is None and adm is None and baidu is None:
         raise ChannelConfigError(
             "no push provider is configured: set LODESTAR_FCM_SERVICE_ACCOUNT_FILE, "
-            "LODESTAR_APNS_KEY_FILE (with _KEY_ID, _TEAM_ID, _TOPIC) or "
-            "LODESTAR_WEBPUSH_VAPID_PRIVATE_KEY (with _SUBJECT)")
+            "LODESTAR_APNS_KEY_FILE (with _KEY_ID, _TEAM_ID, _TOPIC), "
+            "LODESTAR_WEBPUSH_VAPID_PRIVATE_KEY (with _SUBJECT), LODESTAR_ADM_CLIENT_ID "
+            "(with _CLIENT_SECRET) or LODESTAR_BAIDU_API_KEY (with _SECRET_KEY)")
     return PushPlugin(fcm=fcm, apns=apns, apns_topic=c.apns_topic or "", webpush=webpush,
+                      adm=adm, baidu=baidu,
                       message_price_millicents=price_table(settings).price("PUSH", None))
 
 

@@ -1,10 +1,11 @@
 """The push channel for ``ChannelSender`` (``lodestar sender push``).
 
 One sender serves every push ChannelType: ``core.push_message.push_provider``
-picks FCM (GCM), APNs (APNS*) or Web Push (an Address holding a subscription
-JSON). A provider that is not configured ends the message as a permanent
-failure naming the setting to set. A dead token (FCM UNREGISTERED, APNs 410,
-Web Push 404/410) makes the endpoint INACTIVE.
+picks FCM (GCM), APNs (APNS*), ADM, Baidu Cloud Push (BAIDU) or Web Push (an
+Address holding a subscription JSON). A provider that is not configured ends the
+message as a permanent failure naming the setting to set. A dead token (FCM
+UNREGISTERED, APNs 410, Web Push 404/410, ADM InvalidRegistrationId, Baidu
+30607/30608) makes the endpoint INACTIVE.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from lodestar.channels.channel_sender import Deliverable, Ended
+from lodestar.channels.push_adm import AdmSender
 from lodestar.channels.push_apns import ApnsTransport
+from lodestar.channels.push_baidu import BaiduSender
 from lodestar.channels.push_fcm import FcmSender
 from lodestar.channels.push_webpush import WebPushSender
+from lodestar.core.adm_message import AdmOptions, adm_options
 from lodestar.core.delivery_events import Channel, DeliverySubject, Record
 from lodestar.core.email_sending import screen
 from lodestar.core.provider_outcome import ProviderOutcome, ProviderOutcomeKind
@@ -38,7 +42,9 @@ from lodestar.core.topics import Topic
 _SETTING = {PushProvider.FCM: "LODESTAR_FCM_SERVICE_ACCOUNT_FILE",
             PushProvider.APNS: "LODESTAR_APNS_KEY_FILE (with LODESTAR_APNS_TEAM_ID, "
                                "LODESTAR_APNS_KEY_ID, LODESTAR_APNS_TOPIC)",
-            PushProvider.WEBPUSH: "LODESTAR_WEBPUSH_VAPID_PRIVATE_KEY"}
+            PushProvider.WEBPUSH: "LODESTAR_WEBPUSH_VAPID_PRIVATE_KEY",
+            PushProvider.ADM: "LODESTAR_ADM_CLIENT_ID (with LODESTAR_ADM_CLIENT_SECRET)",
+            PushProvider.BAIDU: "LODESTAR_BAIDU_API_KEY (with LODESTAR_BAIDU_SECRET_KEY)"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class PushPayload:
     channel_type: str
     address: str
     notification: PushNotification
+    adm: AdmOptions | None = None
+    """ADM's own fields (ConsolidationKey, ExpiresAfter, MD5, IconReference); ADM only."""
 
 
 class PushPlugin:
@@ -57,16 +65,20 @@ class PushPlugin:
 
     def __init__(self, *, fcm: FcmSender | None = None, apns: ApnsTransport | None = None,
                  apns_topic: str = "", webpush: WebPushSender | None = None,
+                 adm: AdmSender | None = None, baidu: BaiduSender | None = None,
                  message_price_millicents: float | None = None) -> None:
         self.message_price_millicents = message_price_millicents
         self.fcm = fcm
         self.apns = apns
         self.apns_topic = apns_topic
         self.webpush = webpush
+        self.adm = adm
+        self.baidu = baidu
 
     def _configured(self, provider: PushProvider) -> bool:
         return {PushProvider.FCM: self.fcm, PushProvider.APNS: self.apns,
-                PushProvider.WEBPUSH: self.webpush}[provider] is not None
+                PushProvider.WEBPUSH: self.webpush, PushProvider.ADM: self.adm,
+                PushProvider.BAIDU: self.baidu}[provider] is not None
 
     def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
                 template_error: str | None, now_ms: int) -> Deliverable[PushPayload] | Ended:
@@ -93,7 +105,9 @@ class PushPlugin:
         if isinstance(prepared, RenderingFailed):
             return failed(prepared.error)
         address = str(request["address"])
-        return Deliverable(PushPayload(provider, delivery, address, prepared), address)
+        options = (adm_options(request.get("content") or {})
+                   if provider in (PushProvider.ADM, PushProvider.BAIDU) else None)
+        return Deliverable(PushPayload(provider, delivery, address, prepared, options), address)
 
     def suppressed_records(self, subject: DeliverySubject, now_ms: int) -> list[Record]:
         return suppressed_records(subject, "PUSH", now_ms)
@@ -106,6 +120,11 @@ class PushPlugin:
             return await self.apns.send_request(payload.channel_type, request)
         if payload.provider is PushProvider.WEBPUSH and self.webpush is not None:
             return await self.webpush.send(payload.notification, payload.address)
+        if payload.provider is PushProvider.ADM and self.adm is not None:
+            return await self.adm.send(payload.notification, payload.address, payload.adm)
+        if payload.provider is PushProvider.BAIDU and self.baidu is not None:
+            icon = payload.adm.icon_reference if payload.adm is not None else None
+            return await self.baidu.send(payload.notification, payload.address, icon)
         return ProviderOutcome(ProviderOutcomeKind.PERMANENT, None,
                                f"{payload.provider.value} is not configured")
 
@@ -121,6 +140,6 @@ class PushPlugin:
         return unknown_outcome_records(subject, "PUSH", now_ms)
 
     async def aclose(self) -> None:
-        for sender in (self.fcm, self.apns, self.webpush):
+        for sender in (self.fcm, self.apns, self.webpush, self.adm, self.baidu):
             if sender is not None:
                 await sender.aclose()

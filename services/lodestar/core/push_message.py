@@ -5,9 +5,9 @@ the transport and talks to it; this module decides:
 
 - ``screen(request)``: ``Skip`` for an endpoint snapshot with ``OptOut: ALL``
   or ``EndpointStatus: INACTIVE`` (the email sender's rule), else ``None``.
-- ``push_provider(request)``: FCM (GCM), APNS (APNS, APNS_SANDBOX, APNS_VOIP*)
-  or WEBPUSH (an address that is a Web Push subscription JSON object); None
-  for channels Lodestar does not deliver (ADM, BAIDU).
+- ``push_provider(request)``: FCM (GCM), APNS (APNS, APNS_SANDBOX, APNS_VOIP*),
+  ADM, BAIDU, or WEBPUSH (an address that is a Web Push subscription JSON
+  object); None for a ChannelType no push provider serves.
 - ``prepare_push(request, template_definition, now_ms)``: the stored
   PushNotificationTemplate (Default overlaid by the recipient's APNS/GCM/…
   section) overlaid by the request's non-null PushContent fields (Handlebars
@@ -85,11 +85,14 @@ class PushProvider(StrEnum):
     FCM = "FCM"
     APNS = "APNS"
     WEBPUSH = "WEBPUSH"
+    ADM = "ADM"
+    BAIDU = "BAIDU"
 
 
 _PROVIDER_OF = {
     "GCM": PushProvider.FCM, "APNS": PushProvider.APNS, "APNS_SANDBOX": PushProvider.APNS,
     "APNS_VOIP": PushProvider.APNS, "APNS_VOIP_SANDBOX": PushProvider.APNS,
+    "ADM": PushProvider.ADM, "BAIDU": PushProvider.BAIDU,
 }
 
 

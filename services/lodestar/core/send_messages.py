@@ -304,7 +304,21 @@ def _content(channel: str, message: Mapping[str, Any], default_body: str | None,
         "silent": bool(message.get("SilentPush")),
         "ttl": int(ttl) if isinstance(ttl, int | float) else None,
         "raw_content": config.get("RawContent") or message.get("RawContent"),
+        "consolidation_key": message.get("ConsolidationKey"),
+        "expires_after": _seconds(message.get("ExpiresAfter")),
+        "md5": message.get("MD5"),
+        "icon_reference": message.get("IconReference"),
     }
+
+
+def _seconds(value: object) -> int | None:
+    """Pinpoint's string-typed seconds (ADMMessage ExpiresAfter) as an int; None if unset or
+    not a whole number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 def plan_recipient(request: MessageRequest, recipient: Recipient, *, app_id: str,
