@@ -29,12 +29,15 @@ CHANNEL_SETTINGS_ROWS: tuple[tuple[str, str, str], ...] = (
     ("LODESTAR_TWILIO_BASE_URL", "https://api.twilio.com", "Twilio API base URL."),
     ("LODESTAR_SMS_PROVIDER", "twilio", "SMS provider: `twilio` or `generic`."),
     ("LODESTAR_SMS_GENERIC_CONFIG", "(unset)",
-     "JSON file describing the generic HTTP SMS provider (URL, fields, auth; docs/sms.md)."),
+     "JSON file describing the generic HTTP SMS provider (URL, fields, auth, how its "
+     "delivery receipts read; docs/sms.md). The API reads it too, for the receipts."),
     ("LODESTAR_SMS_MESSAGING_SERVICE_SID", "(unset)",
      "Twilio Messaging Service to send SMS through instead of a From number."),
     ("LODESTAR_SMS_STATUS_CALLBACK_URL", "(unset)",
      "Public base URL of the API for delivery receipts: each SMS asks Twilio to report "
-     "its status to `<base>/sms/status/twilio/<app>?m=<message id>`; unset: none."),
+     "its status to `<base>/sms/status/twilio/<app>?m=<message id>` (a generic provider: "
+     "`<base>/sms/status/generic/<app>?t=…&m=…`, when its config names a status_callback "
+     "field); unset: none."),
     ("LODESTAR_SMS_ROUTING", "(unset)",
      "JSON file of origination identities and per-country rules (docs/sms.md); unset: "
      "SMS can only use a request's own OriginationNumber/SenderId."),

@@ -320,3 +320,82 @@ def test_call_failures_of_unknown_calls_carry_what_twilio_says(live: Live) -> No
         "_voice.failure", "m-unknown", None)
     assert record["attributes"]["call_status"] == "no-answer"
     assert record["attributes"]["destination_phone_number"] == ANA
+
+
+GENERIC_TOKEN = "receipt0token0for0tests"
+
+
+@pytest.fixture
+def live_generic(settings: Settings, control_dsn: str) -> Iterator[Live]:
+    from lodestar.core.sms_receipts import receipt_rules_from_mapping
+
+    rules = receipt_rules_from_mapping({
+        "token": GENERIC_TOKEN, "status_path": "status", "delivered": ["DELIVRD"],
+        "failed": ["UNDELIV", "REJECTD"], "error_code_path": "err",
+        "error_statuses": {"12": "SPAM"}, "message_id_path": "client_ref",
+        "provider_id_path": "msg.id"})
+    configured = api_settings(settings, control_dsn)
+    for url in _serve(configured, SmsInboundConfig(TOKEN, HELP, generic_receipts=rules)):
+        yield Live(url, configured)
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_generic_provider_receipts_find_the_send_by_either_id(live_generic: Live) -> None:
+    from lodestar.channels.sms import generic_status_callback_url
+
+    live = live_generic
+    mid = "m-" + "6" * 32
+    sent = {"event_id": "e-6", "app_id": APP, "endpoint_id": "sms-ana", "user_id": None,
+            "message_id": mid, "event_type": "_SMS.SUCCESS", "channel": "SMS",
+            "timestamp": 1_780_000_000_000,
+            "attributes": {"journey_id": "j-9", "journey_activity_id": "a-1",
+                           "journey_run_id": "r-1", "record_status": "SUCCESSFUL",
+                           "number_of_message_parts": "1"}}
+
+    async def store() -> None:
+        conn = await asyncpg.connect(live.settings.postgres_dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO sent_messages (message_id, app_id, channel, state, claimed_by, "
+                "deliveries, provider_message_id) VALUES ($1, $2, 'SMS', 'SENT', 'sms-test', "
+                "$3::jsonb, 'prov-6')", mid, APP, json.dumps([sent]))
+        finally:
+            await conn.close()
+
+    asyncio.run(store())
+    account_url = generic_status_callback_url(live.url, APP, GENERIC_TOKEN)
+    # the account-wide URL: the provider's own id finds the send
+    assert httpx.post(account_url, json={"msg": {"id": "prov-6"}, "status": "ENROUTE"}
+                      ).status_code == 204  # interim: nothing
+    assert httpx.post(account_url, json={"msg": {"id": "prov-6"}, "status": "DELIVRD"}
+                      ).status_code == 204
+    # the per-message URL, as a GET with query parameters, for a failure
+    per_message = generic_status_callback_url(live.url, APP, GENERIC_TOKEN, mid)
+    assert httpx.get(f"{per_message}&status=UNDELIV&err=12").status_code == 204
+    # a form that echoes Lodestar's id
+    assert httpx.post(account_url, data={"client_ref": mid, "status": "REJECTD"}
+                      ).status_code == 204
+    refused = [
+        httpx.post(account_url.replace(GENERIC_TOKEN, "x" * len(GENERIC_TOKEN)),
+                   json={"msg": {"id": "prov-6"}, "status": "DELIVRD"}),
+        httpx.post(account_url, json={"msg": {"id": "nobody"}, "status": "DELIVRD"}),
+        httpx.post(account_url, content=b"[1, 2]",
+                   headers={"content-type": "application/json"}),
+    ]
+    assert [r.status_code for r in refused] == [403, 404, 400]
+    assert "No SMS of this app matches" in refused[1].text
+    records = live.records(Topic.DELIVERIES, 4, within=8)
+    assert [(r["event_type"], r["attributes"]["record_status"]) for r in records] == [
+        ("_SMS.SUCCESS", "DELIVERED"), ("_SMS.FAILURE", "SPAM"), ("_SMS.FAILURE", "UNKNOWN")]
+    assert {r["message_id"] for r in records} == {mid}
+    assert {r["endpoint_id"] for r in records} == {"sms-ana"}
+    assert records[0]["attributes"]["journey_id"] == "j-9"
+    assert records[0]["attributes"]["sender_request_id"] == "prov-6"
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_without_receipt_rules_the_generic_route_is_absent(live: Live) -> None:
+    response = httpx.post(f"{live.url}/sms/status/generic/{APP}?t=anything", json={})
+    assert response.status_code == 404 and "LODESTAR_SMS_GENERIC_CONFIG" in response.text

@@ -324,6 +324,33 @@ async def test_generic_field_left_out(peer: Peer, received: list[dict[str, Any]]
         GenericHttpConfig(url="http://127.0.0.1:1/", fields={"subject": "s"})
 
 
+async def test_generic_provider_asks_for_receipts_per_message(
+        peer: Peer, received: list[dict[str, Any]]) -> None:
+    """With receipt rules, a named status_callback field carries the message's own
+    receipt URL (token and message id); without a base URL it is left out."""
+    rules = generic_config_from_mapping({
+        "url": "http://x", "receipt": {"token": "tok0123456789abcd"}}).receipt
+    assert rules is not None and rules.token == "tok0123456789abcd"
+    fields = {"to": "recipient", "message_id": "ref", "status_callback": "dlr_url"}
+    with_base = GenericHttpProvider(GenericHttpConfig(
+        url=f"{peer.url}/sms/send", fields=fields, receipt=rules,
+        status_callback="https://lodestar.example/"))
+    without_base = GenericHttpProvider(GenericHttpConfig(
+        url=f"{peer.url}/sms/send", fields=fields, receipt=rules))
+    message = dataclasses.replace(_sms("+15005550006"), app_id="app-1")
+    try:
+        await with_base.send(message)
+        await without_base.send(message)
+    finally:
+        await with_base.aclose()
+        await without_base.aclose()
+    assert received[0]["json"]["dlr_url"] == (
+        "https://lodestar.example/sms/status/generic/app-1?t=tok0123456789abcd&m=m-0123")
+    assert "dlr_url" not in received[1]["json"]
+    with pytest.raises(ValueError, match=r"receipt\.token"):
+        generic_config_from_mapping({"url": "http://x", "receipt": {"token": "short"}})
+
+
 def test_json_path() -> None:
     data = {"a": [{"b": 5}, {"b": "x"}], "c": {"d": None}}
     assert json_path(data, "a.1.b") == "x"

@@ -1,6 +1,8 @@
 """Twilio's webhooks: inbound SMS (``POST /sms/inbound/twilio/{application_id}``), SMS
 delivery receipts (``POST /sms/status/twilio/{application_id}?m=``) and voice call
-outcomes (``POST /voice/status/twilio/{application_id}?m=``, ``core.voice_receipts``).
+outcomes (``POST /voice/status/twilio/{application_id}?m=``, ``core.voice_receipts``);
+and a generic SMS provider's delivery receipts
+(``GET|POST /sms/status/generic/{application_id}?t=<token>[&m=]``).
 
 Outside ``/v1`` (no SigV4): Twilio authenticates the request with
 ``X-Twilio-Signature``, base64 HMAC-SHA1 under the account's auth token over the
@@ -23,6 +25,14 @@ A publishing failure answers 500 (Twilio shows it in its debugger).
 
 The status callbacks publish the receipt of a final status (``core.sms_receipts``,
 ``core.voice_receipts``) about the original send, looked up in ``sent_messages``.
+
+A generic provider's receipts are authenticated by the token of the ``receipt``
+rules in ``LODESTAR_SMS_GENERIC_CONFIG`` (``?t=``; 403 when wrong, 404 without
+rules). The receipt is a JSON object, a form, or (GET) the query string; the
+message it is about is ``?m=`` (the per-message URL), else the message id the
+receipt echoes, else the provider's message id the sender stored. A receipt about
+no message this app sent answers 404 (the provider retries: its receipt may have
+overtaken the sender's stored outcome).
 
 Configuration (``app.state.sms_inbound``, a ``SmsInboundConfig``, shared by every
 route here): the Twilio auth token, the help text, and ``public_base_url`` — the
@@ -66,7 +76,12 @@ from lodestar.core.sms_keywords import (
     keyword_reply,
     read_keyword,
 )
-from lodestar.core.sms_receipts import receipt_record
+from lodestar.core.sms_receipts import (
+    ReceiptRules,
+    generic_receipt_record,
+    read_generic_receipt,
+    receipt_record,
+)
 from lodestar.core.voice_receipts import CALL_ENDINGS
 from lodestar.core.voice_receipts import receipt_record as voice_receipt_record
 
@@ -82,6 +97,8 @@ class SmsInboundConfig:
     public_base_url: str | None = None
     prices: PriceTable = DEFAULT_PRICES
     """What completed calls cost (call-status callbacks)."""
+    generic_receipts: ReceiptRules | None = None
+    """How the generic SMS provider's delivery receipts read (None: not accepted)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> SmsInboundConfig:
@@ -96,7 +113,22 @@ class SmsInboundConfig:
             help_text=channels.sms_help_text or DEFAULT_HELP_TEXT,
             public_base_url=channels.sms_inbound_base_url,
             prices=price_table(settings),
+            generic_receipts=_generic_receipts(channels.sms_generic_config_file),
         )
+
+
+def _generic_receipts(path: str | None) -> ReceiptRules | None:
+    """The ``receipt`` rules of the generic SMS provider's configuration file, if any;
+    ``ValueError`` naming the setting when the file cannot be read."""
+    if not path:
+        return None
+    from lodestar.channels.sms import generic_config_from_mapping
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return generic_config_from_mapping(json.load(handle)).receipt
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"LODESTAR_SMS_GENERIC_CONFIG ({path}): {exc}") from None
 
 
 def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: str) -> str:
@@ -272,13 +304,72 @@ async def twilio_call_status(request: Request) -> Response:
                                                                  prices))
 
 
+async def _receipt_body(request: Request) -> dict[str, Any] | None:
+    """A generic receipt's fields: the JSON object, the form, or (GET) the query string
+    without ``t`` and ``m``; None when a POST body is neither."""
+    if request.method == "GET":
+        return {k: v for k, v in request.query_params.items() if k not in ("t", "m")}
+    raw = await request.body()
+    if "json" in request.headers.get("content-type", ""):
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+async def _message_of(pool: asyncpg.Pool, app_id: str, provider_id: str) -> str | None:
+    """Lodestar's id of the SMS this app sent that the provider calls ``provider_id``."""
+    found: str | None = await pool.fetchval(
+        "SELECT message_id FROM sent_messages WHERE app_id = $1 AND provider_message_id = $2"
+        " AND channel = 'SMS' ORDER BY claimed_at DESC LIMIT 1", app_id, provider_id)
+    return found
+
+
+async def generic_status(request: Request) -> Response:
+    """``GET|POST /sms/status/generic/{application_id}?t=<token>[&m=<message id>]``: a
+    generic SMS provider's delivery receipt (``core.sms_receipts.ReceiptRules``)."""
+    rules: ReceiptRules | None = request.app.state.sms_inbound.generic_receipts
+    if rules is None:
+        return PlainTextResponse("No generic SMS provider receipts are configured (the "
+                                 "receipt object of LODESTAR_SMS_GENERIC_CONFIG).", 404)
+    if not hmac.compare_digest(request.query_params.get("t", "").encode(),
+                               rules.token.encode()):
+        return PlainTextResponse("Missing or wrong receipt token ?t=.", status_code=403)
+    body = await _receipt_body(request)
+    if body is None:
+        return PlainTextResponse("The receipt must be a JSON object or a form.", 400)
+    receipt = read_generic_receipt(body, rules)
+    app_id = request.path_params["application_id"]
+    pool = request.app.state.pool
+    message_id = request.query_params.get("m") or receipt.message_id
+    if not message_id and receipt.provider_id:
+        message_id = await _message_of(pool, app_id, receipt.provider_id)
+    if not message_id:
+        return PlainTextResponse(
+            f"No SMS of this app matches the receipt (message id at "
+            f"{rules.message_id_path!r}, provider id {receipt.provider_id!r} at "
+            f"{rules.provider_id_path!r}).", status_code=404)
+    stored = await stored_records(pool, app_id, message_id, "SMS")
+    record = generic_receipt_record(app_id, message_id, receipt, rules, stored,
+                                    int(time.time() * 1000))
+    if record is not None:
+        publisher: EventPublisher = request.app.state.publisher
+        await publisher.publish_deliveries([record])
+    return PlainTextResponse("", status_code=204)
+
+
 def sms_inbound_routes() -> list[Route]:
-    """The Twilio webhooks, served without SigV4 (the provider's signature is the
-    credential): inbound messages, SMS delivery and voice call status callbacks."""
+    """The SMS and voice webhooks, served without SigV4 (the provider's signature or
+    token is the credential): Twilio's inbound messages, SMS delivery and voice call
+    status callbacks; a generic SMS provider's delivery receipts."""
     return [Route("/sms/inbound/twilio/{application_id}", twilio_inbound, methods=["POST"]),
             Route("/sms/status/twilio/{application_id}", twilio_status, methods=["POST"]),
             Route("/voice/status/twilio/{application_id}", twilio_call_status,
-                  methods=["POST"])]
+                  methods=["POST"]),
+            Route("/sms/status/generic/{application_id}", generic_status,
+                  methods=["GET", "POST"])]
 
 
 def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -391,6 +482,45 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                                    "configured.", "content": text},
         },
     }}
+    generic_parameters = [
+        callback_parameters[0],
+        {"name": "t", "in": "query", "required": True,
+         "description": "The receipt token of LODESTAR_SMS_GENERIC_CONFIG.",
+         "schema": {"type": "string"}},
+        {**callback_parameters[1], "required": False,
+         "description": "Lodestar's message id (the per-message receipt URL)."},
+    ]
+    generic_description = (
+        "Lodestar extension (docs/sms.md). A generic SMS provider's delivery receipt, read "
+        "with the `receipt` rules of LODESTAR_SMS_GENERIC_CONFIG (status, error code and "
+        "message id paths; delivered and failed status values; error code → "
+        "record_status). Authenticated by the rules' token in `?t=`. The message is `?m=`, "
+        "else the id the receipt echoes, else the provider's id the sender stored. A "
+        "delivered status publishes `_SMS.SUCCESS` (record_status DELIVERED), a failed one "
+        "`_SMS.FAILURE`; other statuses publish nothing.")
+    generic_responses = {
+        "204": {"description": "Recorded (or a status that is not final, ignored)."},
+        "4XX": {"description": "400: the body is not a JSON object or form; 403: missing "
+                               "or wrong token; 404: no receipt rules are configured, or "
+                               "no SMS of the app matches the receipt.", "content": text},
+    }
+    generic = {
+        "get": {"operationId": "GenericSmsStatusGet", "tags": ["Lodestar"],
+                "summary": "SMS delivery receipt (generic provider), as query parameters",
+                "description": generic_description, "security": [],
+                "parameters": generic_parameters, "responses": generic_responses},
+        "post": {"operationId": "GenericSmsStatus", "tags": ["Lodestar"],
+                 "summary": "SMS delivery receipt (generic provider)",
+                 "description": generic_description, "security": [],
+                 "parameters": generic_parameters,
+                 "requestBody": {"required": True, "content": {
+                     "application/json": {"schema": {"type": "object"}},
+                     "application/x-www-form-urlencoded": {"schema": {
+                         "type": "object", "additionalProperties": {"type": "string"}}},
+                 }},
+                 "responses": generic_responses},
+    }
     return {"/sms/inbound/twilio/{application-id}": item,
             "/sms/status/twilio/{application-id}": status,
-            "/voice/status/twilio/{application-id}": call_status}, {}
+            "/voice/status/twilio/{application-id}": call_status,
+            "/sms/status/generic/{application-id}": generic}, {}

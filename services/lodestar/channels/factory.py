@@ -8,6 +8,7 @@ raises ``ChannelConfigError`` whose message names the variable to set or fix.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,8 @@ def sms_plugin(settings: Settings) -> SmsPlugin:
         text = _read(path, "LODESTAR_SMS_GENERIC_CONFIG")
         config = _parse("LODESTAR_SMS_GENERIC_CONFIG",
                         lambda t: generic_config_from_mapping(json.loads(t)), text)
+        if c.sms_status_callback_url:
+            config = dataclasses.replace(config, status_callback=c.sms_status_callback_url)
         provider = GenericHttpProvider(config)
     else:
         provider = TwilioProvider(TwilioConfig(

@@ -20,7 +20,10 @@ JSON field names of ``to``/``from``/``body``/``message_id`` (a name ``""`` leave
 the field out), constant ``extra`` fields, headers (e.g. ``Authorization``), which
 statuses mean success and the dotted JSON path of the provider's message id
 (``data.messages.0.id``). Another 2xx is PERMANENT (unexpected); anything else is
-read by ``from_http_status``.
+read by ``from_http_status``. With a ``receipt`` object (``core.sms_receipts.ReceiptRules``)
+the provider's delivery receipts are accepted at ``/sms/status/generic/<app>?t=<token>``
+(``api.sms_inbound``); a ``status_callback`` field name sends each message's own receipt
+URL (``generic_status_callback_url``) when ``LODESTAR_SMS_STATUS_CALLBACK_URL`` is set.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from lodestar.core.provider_outcome import (
     network_failure,
 )
 from lodestar.core.retry_policy import retry_after_seconds
+from lodestar.core.sms_receipts import ReceiptRules, receipt_rules_from_mapping, value_at
 from lodestar.core.sms_sending import OutboundSms
 
 MAX_ERROR_TEXT = 300
@@ -59,6 +63,14 @@ def status_callback_url(base: str, app_id: str, message_id: str) -> str:
     """Where Twilio reports the delivery status of ``message_id``."""
     return (f"{base.rstrip('/')}/sms/status/twilio/{quote(app_id, safe='')}"
             f"?m={quote(message_id, safe='')}")
+
+
+def generic_status_callback_url(base: str, app_id: str, token: str,
+                                message_id: str | None = None) -> str:
+    """Where a generic provider reports delivery: per message (``message_id``) or, without
+    one, the account-wide receipt URL to configure at the provider."""
+    url = f"{base.rstrip('/')}/sms/status/generic/{quote(app_id, safe='')}?t={token}"
+    return url if message_id is None else f"{url}&m={quote(message_id, safe='')}"
 
 
 def _now_ms() -> int:
@@ -205,7 +217,8 @@ class TwilioProvider:
 
 
 DEFAULT_FIELDS: Mapping[str, str] = {
-    "to": "to", "from": "from", "body": "body", "message_id": "message_id"}
+    "to": "to", "from": "from", "body": "body", "message_id": "message_id",
+    "status_callback": ""}
 
 
 @dataclass(frozen=True)
@@ -213,7 +226,8 @@ class GenericHttpConfig:
     url: str
     method: str = "POST"
     fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
-    """Our name (to, from, body, message_id) → the provider's JSON field ("" omits it)."""
+    """Our name (to, from, body, message_id, status_callback) → the provider's JSON field
+    ("" omits it; status_callback is omitted unless named)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Constant fields added to every body."""
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -221,6 +235,10 @@ class GenericHttpConfig:
     message_id_path: str | None = "id"
     """Dotted path of the provider's message id in the JSON answer (list items by index)."""
     timeout_s: float = 10.0
+    receipt: ReceiptRules | None = None
+    """How the provider's delivery receipts read; None: they are not accepted."""
+    status_callback: str | None = None
+    """Public base URL of Lodestar's API, for the per-message receipt URL."""
 
     def __post_init__(self) -> None:
         unknown = set(self.fields) - set(DEFAULT_FIELDS)
@@ -229,21 +247,8 @@ class GenericHttpConfig:
                              f"expected {sorted(DEFAULT_FIELDS)}")
 
 
-def json_path(data: Any, path: str | None) -> str | None:
-    """The value at a dotted ``path`` (``a.0.b``) as a string, or None."""
-    if not path:
-        return None
-    node = data
-    for step in path.split("."):
-        if isinstance(node, Mapping):
-            node = node.get(step)
-        elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
-            node = node[int(step)]
-        else:
-            return None
-    if node is None or isinstance(node, Mapping | list):
-        return None
-    return str(node)
+json_path = value_at
+"""The value at a dotted ``path`` (``a.0.b``) as a string, or None."""
 
 
 class GenericHttpProvider:
@@ -259,11 +264,15 @@ class GenericHttpProvider:
     def body(self, message: OutboundSms) -> dict[str, Any]:
         """The JSON body of ``message``."""
         fields = {**DEFAULT_FIELDS, **self.config.fields}
+        callback = None
+        if self.config.receipt is not None and self.config.status_callback and message.app_id:
+            callback = generic_status_callback_url(self.config.status_callback, message.app_id,
+                                                   self.config.receipt.token, message.message_id)
         values = {"to": message.to, "from": message.origination, "body": message.body,
-                  "message_id": message.message_id}
+                  "message_id": message.message_id, "status_callback": callback}
         out = dict(self.config.extra)
         for ours, theirs in fields.items():
-            if theirs:
+            if theirs and values[ours] is not None:
                 out[theirs] = values[ours]
         return out
 
@@ -289,7 +298,7 @@ class GenericHttpProvider:
 
 
 _GENERIC_KEYS = {"url", "method", "fields", "extra", "headers", "success_statuses",
-                 "message_id_path", "timeout_s"}
+                 "message_id_path", "timeout_s", "receipt"}
 
 
 def generic_config_from_mapping(data: object) -> GenericHttpConfig:
@@ -334,4 +343,6 @@ def generic_config_from_mapping(data: object) -> GenericHttpConfig:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ValueError("timeout_s: a number of seconds > 0")
     kwargs["timeout_s"] = float(timeout)
+    if data.get("receipt") is not None:
+        kwargs["receipt"] = receipt_rules_from_mapping(data["receipt"])
     return GenericHttpConfig(**kwargs)
