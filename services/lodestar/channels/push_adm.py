@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from lodestar.channels.http_answers import answer_json, pooled_client, retry_after
 from lodestar.core.adm_message import (
     ACCEPT_TYPE,
     DEFAULT_BASE_URL,
@@ -48,7 +49,6 @@ from lodestar.core.provider_outcome import (
     network_failure,
 )
 from lodestar.core.push_payloads import PushNotification
-from lodestar.core.retry_policy import retry_after_seconds
 
 MAX_ERROR_TEXT = 300
 
@@ -71,17 +71,6 @@ class _TokenRefused(Exception):
         self.outcome = outcome
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    return retry_after_seconds(response.headers.get("retry-after"), int(time.time() * 1000))
-
-
 class AdmSender:
     """One ADM client's sender (see the module docstring)."""
 
@@ -91,10 +80,7 @@ class AdmSender:
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._owns = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=config.timeout_s,
-            limits=httpx.Limits(max_connections=config.max_connections,
-                                max_keepalive_connections=config.max_connections))
+        self._client = client or pooled_client(config.timeout_s, config.max_connections)
         self._clock = clock
         self._token: str | None = None
         self._expires_at = 0.0
@@ -131,9 +117,9 @@ class AdmSender:
                 raise _TokenRefused(from_http_status(
                     response.status_code,
                     f"token endpoint: {response.text[:MAX_ERROR_TEXT]}",
-                    retry_after_s=_retry_after(response)))
+                    retry_after_s=retry_after(response)))
             try:
-                token, lifetime = read_token(_json(response))
+                token, lifetime = read_token(answer_json(response))
             except ValueError as exc:
                 raise _TokenRefused(ProviderOutcome(
                     ProviderOutcomeKind.RETRY, 200, f"token endpoint: {exc}")) from None
@@ -170,10 +156,10 @@ class AdmSender:
             if response.status_code == 401 and stale is None:
                 stale = access
                 continue
-            return adm_outcome(response.status_code, _json(response),
+            return adm_outcome(response.status_code, answer_json(response),
                                sent_registration_id=registration_id,
                                request_id=response.headers.get("x-amzn-requestid"),
-                               retry_after_s=_retry_after(response))
+                               retry_after_s=retry_after(response))
         return from_http_status(401, "ADM refused a freshly issued access token")
 
     async def aclose(self) -> None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
+from lodestar.channels.http_answers import answer_json, pooled_client, retry_after
 from lodestar.core.baidu_message import (
     CONTENT_TYPE,
     DEFAULT_BASE_URL,
@@ -29,7 +29,6 @@ from lodestar.core.baidu_message import (
 )
 from lodestar.core.provider_outcome import ProviderOutcome, ProviderOutcomeKind, network_failure
 from lodestar.core.push_payloads import PushNotification
-from lodestar.core.retry_policy import retry_after_seconds
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,6 @@ class BaiduConfig:
     max_connections: int = 32
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 class BaiduSender:
     """One Baidu app's sender (see the module docstring)."""
 
@@ -58,10 +50,7 @@ class BaiduSender:
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._owns = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=config.timeout_s,
-            limits=httpx.Limits(max_connections=config.max_connections,
-                                max_keepalive_connections=config.max_connections))
+        self._client = client or pooled_client(config.timeout_s, config.max_connections)
         self._clock = clock
         self.send_url = f"{config.base_url.rstrip('/')}/{SINGLE_DEVICE}"
 
@@ -86,9 +75,8 @@ class BaiduSender:
             return network_failure(f"timeout: {type(exc).__name__}")
         except httpx.HTTPError as exc:
             return network_failure(f"{type(exc).__name__}: {exc}")
-        retry_after = retry_after_seconds(response.headers.get("retry-after"),
-                                          int(time.time() * 1000))
-        return baidu_outcome(response.status_code, _json(response), retry_after)
+        return baidu_outcome(response.status_code, answer_json(response),
+                             retry_after(response))
 
     async def aclose(self) -> None:
         if self._owns:

@@ -28,7 +28,6 @@ URL (``generic_status_callback_url``) when ``LODESTAR_SMS_STATUS_CALLBACK_URL`` 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +35,7 @@ from urllib.parse import quote
 
 import httpx
 
+from lodestar.channels.http_answers import answer_json, retry_after
 from lodestar.core.delivery_events import RecordStatus
 from lodestar.core.provider_outcome import (
     ProviderOutcome,
@@ -44,7 +44,6 @@ from lodestar.core.provider_outcome import (
     from_http_status,
     network_failure,
 )
-from lodestar.core.retry_policy import retry_after_seconds
 from lodestar.core.sms_receipts import ReceiptRules, receipt_rules_from_mapping, value_at
 from lodestar.core.sms_sending import OutboundSms
 
@@ -71,21 +70,6 @@ def generic_status_callback_url(base: str, app_id: str, token: str,
     one, the account-wide receipt URL to configure at the provider."""
     url = f"{base.rstrip('/')}/sms/status/generic/{quote(app_id, safe='')}?t={token}"
     return url if message_id is None else f"{url}&m={quote(message_id, safe='')}"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    return retry_after_seconds(response.headers.get("retry-after"), _now_ms())
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 async def _post(
@@ -207,7 +191,7 @@ class TwilioProvider:
         response = await _post(client, request, self._auth)
         if isinstance(response, ProviderOutcome):
             return response
-        return twilio_outcome(response.status_code, _json(response), _retry_after(response))
+        return twilio_outcome(response.status_code, answer_json(response), retry_after(response))
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -287,11 +271,11 @@ class GenericHttpProvider:
             return response
         status = response.status_code
         if status in self.config.success_statuses:
-            return accepted(status, json_path(_json(response), self.config.message_id_path))
+            return accepted(status, json_path(answer_json(response), self.config.message_id_path))
         text = f"HTTP {status}: {response.text[:MAX_ERROR_TEXT]}"
         if 200 <= status <= 299:
             return ProviderOutcome(_K.PERMANENT, status, f"unexpected success status; {text}")
-        return from_http_status(status, text, retry_after_s=_retry_after(response))
+        return from_http_status(status, text, retry_after_s=retry_after(response))
 
     async def aclose(self) -> None:
         await self._client.aclose()
