@@ -8,7 +8,10 @@ value (``read_entry``), ``fold_endpoint`` with the catalog's filters,
 ``after_change``, build the membership records and the new table value
 (``entry``) — serialised to JSON as Faust's table does. Reported beside the
 same work without segments. This isolates the engine's Python cost from Kafka
-and Faust (``bench/segments.py`` measures the whole worker).
+and Faust (``bench/segments.py`` measures the whole worker). ``--gc worker`` tunes
+CPython's collector as ``lodestar worker`` does once its catalogs are loaded
+(``lodestar.gc_tuning.tune_collector``: here slower, both passes); the default keeps
+CPython's thresholds, as the figures in docs/benchmarks.md were measured.
 
 Example: ``.venv/bin/python bench/segment_eval.py --segments 1000 --profile``
 """
@@ -32,6 +35,7 @@ from lodestar.core.profile_inputs import InputKind, ProfileInput, fold_endpoint,
 from lodestar.core.segment_control import AppSegments, membership_record, segment_from_control
 from lodestar.core.segment_membership import EndpointMemberships, blank_memberships
 from lodestar.core.topics import Topic
+from lodestar.gc_tuning import tune_collector
 from segments import BodyGenerator, control_records, segment_bodies, segment_pool
 
 
@@ -111,10 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--endpoints", type=int, default=1_000)
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--profile", action="store_true", help="print the top cProfile costs")
+    parser.add_argument("--gc", choices=("worker", "default"), default="default",
+                        help="CPython's collector (default) or tuned as in the worker")
     args = parser.parse_args(argv)
     app_id = uuid.uuid4().hex
     work = batches(app_id, args.events, args.endpoints, args.batch)
     steady = batches(app_id, args.events, args.endpoints, args.batch, seed=11)
+    if args.gc == "worker":
+        tune_collector()
     events = sum(len(v) for b in work for v in b.values())
     plain: dict[str, str] = {}
     none_s, _ = run(AppSegments(), work, plain)

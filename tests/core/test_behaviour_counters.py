@@ -22,6 +22,7 @@ from lodestar.core.behaviour_counters import (
     prune,
     record,
     record_many,
+    window_counts,
 )
 
 NOW = int(datetime(2026, 5, 1, 15, 30, 12, tzinfo=UTC).timestamp() * 1000)
@@ -89,6 +90,19 @@ def test_unaligned_windows_round_up_and_never_over_count(
     assert got <= brute_force(raw, "pageView", since, now)
 
 
+@given(nows, events, st.lists(st.integers(min_value=0, max_value=120 * DAY_MS), max_size=8),
+       st.integers(min_value=0, max_value=3 * DAY_MS))
+def test_window_counts_equal_count_since_per_window(
+    now: int, items: list[tuple[str, int]], windows: list[int], later: int
+) -> None:
+    windows += [HOUR_MS, 47 * HOUR_MS, 48 * HOUR_MS, 7 * DAY_MS, 90 * DAY_MS]
+    counters = record_many(EMPTY, as_raw(now, items), now)
+    for at in (now, now + later):
+        for event_type in ("pageView", "purchase", "never"):
+            assert window_counts(counters, event_type, windows, at) == [
+                count_since(counters, event_type, at - w, at) for w in windows]
+
+
 many_types = st.sampled_from(
     [f"custom{i:03d}" for i in range(90)] + [f"_sys.{i:02d}" for i in range(40)] + [OTHER]
 )
@@ -152,6 +166,11 @@ def test_recording_as_time_passes_equals_counting_at_the_end(
 def test_dict_round_trip_through_json(now: int, items: list[tuple[str, int]]) -> None:
     counters = record_many(EMPTY, as_raw(now, items), now)
     assert BehaviourCounters.from_dict(json.loads(json.dumps(counters.to_dict()))) == counters
+    # the stored form is kept with the value: an unchanged type is not built again
+    back = BehaviourCounters.from_dict(json.loads(json.dumps(counters.to_dict())))
+    again = record_many(back, [], now)
+    assert again.to_dict() == counters.to_dict()
+    assert all(again.types[name].to_dict() is back.types[name].to_dict() for name in again.types)
 
 
 def test_buckets_stay_bounded() -> None:

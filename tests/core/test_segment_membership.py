@@ -33,6 +33,7 @@ from lodestar.core.segment_membership import (
     MembershipChange,
     SegmentCatalog,
     SegmentCycleError,
+    ThresholdGroup,
     backfill,
     blank_memberships,
     build_catalog,
@@ -348,3 +349,74 @@ def test_skipping_is_limited_to_leaves_whose_flip_can_only_move_later() -> None:
     old_flip = at_least.next_flip_ms(before.state, now)
     new_flip = at_least.next_flip_ms(after.state, now)
     assert old_flip is not None and new_flip is not None and new_flip >= old_flip
+
+
+def test_exactly_targets_the_counts_cannot_reach_earlier_are_not_evaluated() -> None:
+    """An EXACTLY target that is neither count is false for both; it is evaluated only
+    when the new count falls through it and the old one did not (or may not have)."""
+    group = ThresholdGroup((), (), ((0, "zero"), (1, "one"), (2, "two"), (3, "old"),
+                                    (4, "four"), (5, "new"), (6, "above")))
+    old_falls, new_falls = {3, 1, 0}, {5, 4, 1, 0}
+    assert group.crossed(3, 5, lambda: old_falls, lambda: new_falls) == {"old", "four", "new"}
+    # unknown falls: every target up to the higher count but 0, which both reach last
+    assert group.crossed(3, 5) == {"one", "two", "old", "four", "new"}
+    # a count that dropped (a type merged away): the old falls say nothing
+    assert group.crossed(5, 3, lambda: new_falls, lambda: old_falls) == {
+        "zero", "one", "old", "new"}
+
+
+def test_an_exactly_segment_is_left_alone_when_the_new_count_never_falls_to_it() -> None:
+    body = {"Dimensions": {"Behavioral": {"Performed": [{
+        "EventType": "buy", "Operator": "EXACTLY", "Count": 2, "WithinHours": 5}]}}}
+    catalog = catalog_of({"two": body})
+    now = START + 10 * HOUR_MS
+    first = apply_events(None, APP, EP, [_event("buy", now - HOUR_MS, eid=f"a{i}")
+                                         for i in range(3)], now)
+    assert isinstance(first, ProfileChange) and first.state is not None
+    mem, _ = reevaluate(catalog, None, first.state, names(first), now)
+    more = apply_events(first.state, APP, EP, [_event("buy", now, eid="b")], now)
+    assert isinstance(more, ProfileChange) and more.state is not None
+    # 3 → 4: the old count falls 3 → 0, the new one 4 → 1 → 0, never to 2
+    assert not catalog.crossed(first.state, more.state, names(more), now)
+    again, changes = reevaluate(catalog, mem, more.state, names(more), now, first.state)
+    assert again is mem and changes == []
+    assert full_recompute(catalog, more.state, now) == mem.segment_ids == frozenset()
+    assert compile_segment(seg(body)).next_flip_ms(more.state, now) is None
+    # 3 → 5 falls 5 → 2 → 0: it reaches 2 when the older bucket leaves, so it is evaluated
+    two = apply_events(first.state, APP, EP, [_event("buy", now, eid=f"c{i}") for i in range(2)],
+                       now)
+    assert isinstance(two, ProfileChange) and two.state is not None
+    assert catalog.crossed(first.state, two.state, names(two), now) == {"two"}
+    mem, _ = reevaluate(catalog, mem, two.state, names(two), now, first.state)
+    assert mem.next_due_ms == compile_segment(seg(body)).next_flip_ms(two.state, now)
+    assert mem.next_due_ms is not None
+
+
+def test_equal_conditions_are_tested_once_for_every_segment_holding_them() -> None:
+    catalog = catalog_of({"a": PRO, "b": {"Dimensions": {
+        "Attributes": {"plan": {"Values": ["pro"]}}, "Location": {"Country": {
+            "Values": ["US"]}}}}, "c": US})
+    plan = catalog.generic_leaves["Attributes.plan"]
+    assert len(plan) == 1 and plan[0][2] == {"a", "b"}
+    assert {sids for _, _, sids in catalog.generic_leaves["Location.Country"]} == {
+        frozenset({"b", "c"})}
+
+
+def test_a_segment_settled_off_the_clock_has_no_due_time() -> None:
+    """ALL of a false condition off the clock and a timed one cannot change until the
+    condition's input changes (which re-evaluates it): nothing to store in "at"."""
+    timed = {"Behavioral": {"Performed": [{"EventType": "buy", "Count": 1, "WithinHours": 2}]}}
+    catalog = catalog_of({"pro_buyer": {"Dimensions": {
+        "Attributes": {"plan": {"Values": ["pro"]}}, **timed}},
+        "buyer": {"Dimensions": timed}})
+    free = created(EndpointRequest(attributes={"plan": ("free",)}), START)
+    bought = apply_events(free.state, APP, EP, [_event("buy", START)], START)
+    assert isinstance(bought, ProfileChange) and bought.state is not None
+    mem, _ = reevaluate(catalog, None, bought.state, names(bought), START)
+    assert mem.segment_ids == {"buyer"} and set(mem.due) == {"buyer"}
+    pro = apply_update(bought.state, APP, EP, EndpointRequest(attributes={"plan": ("pro",)}),
+                       START + 1)
+    assert isinstance(pro, ProfileChange) and pro.state is not None
+    mem, changes = reevaluate(catalog, mem, pro.state, names(pro), START + 1, bought.state)
+    assert [c.segment_id for c in changes] == ["pro_buyer"]
+    assert mem.due["pro_buyer"] == mem.due["buyer"] > START + 1

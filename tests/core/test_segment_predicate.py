@@ -237,3 +237,42 @@ def test_empty_dimensions_match_everything() -> None:
     segment = seg({})
     assert ok(segment, BASE) and segment.inputs == frozenset()
     assert segment.next_flip_ms(BASE, NOW) is None
+
+
+def test_a_condition_off_the_clock_settles_the_next_flip() -> None:
+    """ALL with a false condition off the clock, or ANY with a true one, cannot change
+    with time: no flip; otherwise the timed conditions' earliest flip."""
+    bought = replace(BASE, counters=record_many(BASE.counters, [("buy", NOW - HOUR_MS)], NOW))
+    timed = {"Behavioral": {"Performed": [{"EventType": "buy", "Count": 1, "WithinHours": 2}]}}
+    both = seg({"Attributes": {"plan": {"Values": ["pro"]}}, **timed})
+    leaves_window = NOW - HOUR_MS - (NOW - HOUR_MS) % HOUR_MS + 2 * HOUR_MS + 1
+    assert both.next_flip_ms(bought, NOW) is None
+    pro = replace(bought, attributes={"plan": ("pro",)})
+    assert ok(both, pro) and both.next_flip_ms(pro, NOW) == leaves_window
+    assert not ok(both, pro, leaves_window) and ok(both, pro, leaves_window - 1)
+    either = compile_segment(parse_segment({"SegmentGroups": {"Include": "ALL", "Groups": [{
+        "Type": "ANY", "Dimensions": [{"Attributes": {"plan": {"Values": ["pro"]}}}, timed]}]}}))
+    assert either.next_flip_ms(pro, NOW) is None
+    assert either.next_flip_ms(bought, NOW) == leaves_window
+
+
+def test_segments_compiled_from_equal_conditions_share_their_leaves() -> None:
+    first = seg({"Attributes": {"plan": {"Values": ["pro"]}},
+                 "Location": {"Country": {"Values": ["US"]}}})
+    second = seg({"Attributes": {"plan": {"Values": ["pro"]}}})
+    other = seg({"Attributes": {"plan": {"Values": ["free"]}}})
+    plan = [leaf for leaf, inputs, _ in first.generic_checks if "Attributes.plan" in inputs]
+    assert [leaf for leaf, _, _ in second.generic_checks] == plan
+    assert [leaf for leaf, _, _ in other.generic_checks] != plan
+
+
+def test_derived_counter_types_are_distinct_and_sorted() -> None:
+    filters = tuple(seg({"Behavioral": {"Performed": [
+        {"EventType": "buy", "Attributes": attributes, "Count": count, "WithinDays": 1}
+        for attributes, count in (({"plan": "pro"}, 1), ({"plan": "pro"}, 2),
+                                  ({"a": "1", "plan": "pro"}, 1), ({"plan": "free"}, 1))]}}
+    ).counter_types)
+    assert derived_counter_types("buy", {"plan": "pro", "a": "1"}, filters) == [
+        "buy[a=1,plan=pro]", "buy[plan=pro]"]
+    assert derived_counter_types("buy", {"plan": "pro"}, list(filters)) == ["buy[plan=pro]"]
+    assert derived_counter_types("view", {"plan": "pro"}, filters) == []

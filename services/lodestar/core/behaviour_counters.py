@@ -55,6 +55,35 @@ class TypeCounts:
     last_seen: int
     hours: Buckets = ()
     days: Buckets = ()
+    _stored: dict[str, Any] | None = field(
+        default=None, repr=False, compare=False, hash=False)
+    """The stored form this value was read from or last written as (never mutated)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"first", "last", "hours": [[index, n] …], "days": …}``, built once per value
+        (a type no event touched keeps its value, so it is not built again); callers
+        must not mutate it."""
+        stored = self._stored
+        if stored is None:
+            stored = {"first": self.first_seen, "last": self.last_seen,
+                      "hours": [[index, n] for index, n in self.hours],
+                      "days": [[index, n] for index, n in self.days]}
+            object.__setattr__(self, "_stored", stored)
+        return stored
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> TypeCounts:
+        """Inverse of ``to_dict``."""
+        hours, days = item.get("hours", ()), item.get("days", ())
+        return cls(int(item["first"]), int(item["last"]),
+                   tuple(map(_pair, hours)) if hours else (),
+                   tuple(map(_pair, days)) if days else (),
+                   item if isinstance(item, dict) else None)
+
+
+def _pair(bucket: Any) -> tuple[int, int]:
+    index, n = bucket
+    return int(index), int(n)
 
 
 @dataclass(frozen=True)
@@ -74,35 +103,18 @@ class BehaviourCounters:
     window lengths)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible form: ``{"types": {name: {"first", "last", "hours", "days"}}}``."""
-        return {
-            "types": {
-                name: {
-                    "first": counts.first_seen,
-                    "last": counts.last_seen,
-                    "hours": [[index, n] for index, n in counts.hours],
-                    "days": [[index, n] for index, n in counts.days],
-                }
-                for name, counts in sorted(self.types.items())
-            }
-        }
+        """JSON-compatible form: ``{"types": {name: {"first", "last", "hours", "days"}}}``
+        (``TypeCounts.to_dict``; callers must not mutate it)."""
+        return {"types": {name: counts.to_dict()
+                          for name, counts in sorted(self.types.items())}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> BehaviourCounters:
         """Inverse of ``to_dict``; ``None`` or ``{}`` is the empty value."""
         if not data:
             return cls()
-        return cls(
-            {
-                name: TypeCounts(
-                    first_seen=int(item["first"]),
-                    last_seen=int(item["last"]),
-                    hours=tuple((int(i), int(n)) for i, n in item.get("hours", ())),
-                    days=tuple((int(i), int(n)) for i, n in item.get("days", ())),
-                )
-                for name, item in data.get("types", {}).items()
-            }
-        )
+        return cls({name: TypeCounts.from_dict(item)
+                    for name, item in data.get("types", {}).items()})
 
 
 EMPTY = BehaviourCounters()
@@ -173,6 +185,36 @@ def count_since(
     if sums is None:
         sums = remember(counters.memo, (event_type, -1, now_ms), _Sums.of(counts))
     return remember(memo, key, _count(sums, since_ms, now_ms))
+
+
+def window_counts(
+    counters: BehaviourCounters, event_type: str, windows: Iterable[int], now_ms: int
+) -> list[int]:
+    """``count_since(counters, event_type, now_ms - w, now_ms)`` for each ``w >= 0`` of
+    ``windows``, in order: the running totals are looked up once for all of them."""
+    counts = counters.types.get(event_type)
+    if counts is None:
+        return [0 for _ in windows]
+    sums = counters.memo.get((event_type, -1, now_ms))
+    if sums is None:
+        sums = remember(counters.memo, (event_type, -1, now_ms), _Sums.of(counts))
+    hour_floor, day_floor = _floors(now_ms)
+    hour_start, day_start = hour_floor * HOUR_MS, day_floor * DAY_MS
+    last_hour, last_day = now_ms // HOUR_MS, now_ms // DAY_MS
+    hours, hour_totals, days, day_totals = sums.hours, sums.hour_totals, sums.days, sums.day_totals
+    hour_end = hour_totals[bisect_right(hours, last_hour)]
+    day_end = day_totals[bisect_right(days, last_day)]
+    out: list[int] = []
+    for window in windows:
+        since = max(now_ms - window, day_start)
+        if since >= hour_start:
+            first = -(-since // HOUR_MS)
+            out.append(hour_end - hour_totals[bisect_left(hours, first)]
+                       if first <= last_hour else 0)
+        else:
+            first = -(-since // DAY_MS)
+            out.append(day_end - day_totals[bisect_left(days, first)] if first <= last_day else 0)
+    return out
 
 
 MEMO_LIMIT = 4096

@@ -238,7 +238,8 @@ def apply_events(
         ts = min(int(event["timestamp"]), now_ms)
         last_active = ts if last_active is None else max(last_active, ts)
         sessions = sessions.step(event, ts)
-    counters = record_many(base.counters, _counted(items, filters), now_ms)
+    counted = _counted(items, filters)
+    counters = record_many(base.counters, counted, now_ms)
     new = replace(
         base,
         last_active_ms=last_active,
@@ -255,9 +256,8 @@ def apply_events(
         base.open_session, base.last_session_id, base.session_count, base.session_total_ms
     ):
         behaviour.append(SESSIONS)
-    touched = {e["event_type"] for e in items} | {OTHER}
-    if filters:
-        touched |= {t for t, _ in _counted(items, filters)}
+    touched = {t for t, _ in counted}
+    touched.add(OTHER)
     behaviour.extend(
         EVENTS_PREFIX + t
         for t in sorted(touched)

@@ -152,10 +152,33 @@ def _merge(
     return True
 
 
+_LABELS: dict[tuple[str, ...], str | None] = {}
+"""``cause_label`` by cause, None when it depends on the triggers (memoised: the
+causes of one catalog's changes are few)."""
+
+
 def cause_label(cause: Iterable[str], triggers: Iterable[str] = ()) -> str:
     """The record's ``cause`` for a ``MembershipChange.cause``; ``triggers`` are the
     fold's causes (``PUT_EVENTS`` …), used when only source segments changed."""
-    names = set(cause)
+    key = cause if isinstance(cause, tuple) else tuple(cause)
+    if key in _LABELS:
+        label = _LABELS[key]
+    else:
+        if len(_LABELS) >= 4096:
+            _LABELS.clear()
+        label = _LABELS[key] = _label_of(set(key))
+    if label is not None:
+        return label
+    kinds = set(triggers)
+    if kinds == {"PUT_EVENTS"}:
+        return "event"
+    if kinds == {"IMPORT"}:
+        return "import"
+    return "endpoint"
+
+
+def _label_of(names: set[str]) -> str | None:
+    """``cause_label`` when the cause alone decides it, else None."""
     if CAUSE_TIME in names:
         return "time"
     if names & {CAUSE_DELETED, CAUSE_REMOVED}:
@@ -168,12 +191,7 @@ def cause_label(cause: Iterable[str], triggers: Iterable[str] = ()) -> str:
         return "event"
     if any(not n.startswith(SEGMENT_PREFIX) and n != CAUSE_CREATED for n in names):
         return "endpoint"
-    kinds = set(triggers)
-    if kinds == {"PUT_EVENTS"}:
-        return "event"
-    if kinds == {"IMPORT"}:
-        return "import"
-    return "endpoint"
+    return None
 
 
 def membership_record(

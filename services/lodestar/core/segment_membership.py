@@ -31,18 +31,25 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from functools import partial
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from lodestar.core.behaviour_counters import count_since
+from lodestar.core.behaviour_counters import BehaviourCounters, window_counts
 from lodestar.core.endpoint_state import EndpointState
 from lodestar.core.segment_definition import CountOperator, SegmentDefinition
-from lodestar.core.segment_predicate import SEGMENT_PREFIX, CompiledSegment, compile_segment
+from lodestar.core.segment_predicate import (
+    SEGMENT_PREFIX,
+    CompiledSegment,
+    compile_segment,
+    falling_counts,
+)
 
 EVENTS_PREFIX = "Events."
-_LAST = "\U0010ffff"  # sorts after every segment id
 
 CAUSE_TIME = "TIME"
 CAUSE_DELETED = "DELETED"
@@ -66,10 +73,11 @@ class MembershipAction(StrEnum):
     EXIT = "EXIT"
 
 
-@dataclass(frozen=True)
-class MembershipChange:
+class MembershipChange(NamedTuple):
     """``cause``: the changed input names that triggered the evaluation (a source
-    segment as ``Segment.<id>``), or TIME / DELETED / CREATED / BACKFILL / REMOVED."""
+    segment as ``Segment.<id>``), or TIME / DELETED / CREATED / BACKFILL / REMOVED.
+    A named tuple: one is made per published change, and a tuple is made faster
+    than a frozen dataclass."""
 
     segment_id: str
     version: int
@@ -87,6 +95,18 @@ class CatalogEntry:
     """Inputs this segment reads through a leaf that is not a ``Threshold``."""
 
 
+GenericLeaf = tuple[int, Callable[[EndpointState, EndpointState, int], bool] | None,
+                    frozenset[str]]
+"""A leaf that is not a ``Threshold``: a number unique in its catalog, its stability
+test (None: never stable; see ``CompiledSegment.unchanged_by``) and the segments
+holding it."""
+
+Row = tuple[str, int, Callable[[EndpointState, int, Mapping[str, object]], bool],
+            Callable[[EndpointState, int], int | None] | None, tuple[int, ...]]
+"""A segment as ``_run`` evaluates it: id, version, ``match``, ``flip`` (None when
+not timed) and the positions of its dependents."""
+
+
 @dataclass(frozen=True)
 class ThresholdGroup:
     """The ``Threshold`` leaves on one (counter, window), by count: ascending
@@ -95,25 +115,68 @@ class ThresholdGroup:
     at_least: tuple[tuple[int, str], ...]
     at_most: tuple[tuple[int, str], ...]
     exactly: tuple[tuple[int, str], ...] = ()
+    _columns: tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[str, ...]] = (
+        field(init=False, repr=False, compare=False))
+    """The counts and the ids of ``at_least`` and of ``at_most``, apart (for slicing)."""
 
-    def crossed(self, old: int, new: int) -> set[str]:
-        """Segments with a leaf whose answer differs between the counts ``old`` and ``new``."""
-        low, high = min(old, new), max(old, new)
-        # AT_LEAST n differs iff low < n <= high; AT_MOST n differs iff low <= n < high
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_columns", (
+            tuple(n for n, _ in self.at_least), tuple(sid for _, sid in self.at_least),
+            tuple(n for n, _ in self.at_most), tuple(sid for _, sid in self.at_most)))
+
+    def crossed(
+        self, old: int, new: int,
+        falls_old: Callable[[], Container[int] | None] = lambda: None,
+        falls_new: Callable[[], Container[int] | None] = lambda: None,
+    ) -> set[str]:
+        """Segments with a leaf whose answer differs between the counts ``old`` and
+        ``new``, or whose next flip may come earlier than the stored due time.
+
+        ``falls_old()`` / ``falls_new()`` (asked only when needed): the counts each one
+        passes through as its buckets leave the window (``_reached``; None: unknown).
+        An EXACTLY leaf whose target is neither count is false for both; it flips later
+        only when the count falls to its target. It is skipped when the new count never
+        does, or when events were only added (``new > old``: the new count is at least
+        the old one at every later instant, so it falls to the target no earlier) and
+        the old count did — the stored due time is no later than the old flip. Every
+        count falls to 0 in the end."""
         hits: set[str] = set()
-        for n, sid in self.at_least[bisect_right(self.at_least, (low, _LAST)):]:
-            if n > high:
-                break
-            hits.add(sid)
-        for n, sid in self.at_most[bisect_left(self.at_most, (low, "")):]:
-            if n >= high:
-                break
-            hits.add(sid)
+        self.cross_into(hits, old, new, falls_old, falls_new)
+        return hits
+
+    def cross_into(
+        self, hits: set[str], old: int, new: int,
+        falls_old: Callable[[], Container[int] | None] = lambda: None,
+        falls_new: Callable[[], Container[int] | None] = lambda: None,
+    ) -> None:
+        """``crossed``, added to ``hits``."""
+        low, high = (old, new) if old < new else (new, old)
+        least_counts, least_ids, most_counts, most_ids = self._columns
+        # AT_LEAST n differs iff low < n <= high; AT_MOST n differs iff low <= n < high
+        if least_ids:
+            hits.update(least_ids[bisect_right(least_counts, low):
+                                  bisect_right(least_counts, high)])
+        if most_ids:
+            hits.update(most_ids[bisect_left(most_counts, low):bisect_left(most_counts, high)])
+        after: Container[int] | None = None
+        before: Container[int] | None = None
+        asked_after = asked_before = False
         for n, sid in self.exactly:
             if n > high:
                 break
+            if n != old and n != new:
+                if n == 0 and new > old:
+                    continue  # both fall to 0; the new one no earlier
+                if not asked_after:
+                    after, asked_after = falls_new(), True
+                if after is not None and n not in after:
+                    continue
+                if n < old and new > old:
+                    if not asked_before:
+                        before, asked_before = falls_old(), True
+                    if before is not None and n in before:
+                        continue
             hits.add(sid)
-        return hits
 
 
 @dataclass(frozen=True)
@@ -126,9 +189,17 @@ class SegmentCatalog:
 
     thresholds: Mapping[str, Mapping[tuple[str, int], ThresholdGroup]] = field(
         default_factory=dict)
+    """Input name (``Events.<counter>``) → (counter, window) → its threshold leaves."""
     generic_by_input: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Input name → the segments reading it through a leaf that is not a ``Threshold``."""
-    """Input name (``Events.<counter>``) → (counter, window) → its threshold leaves."""
+    threshold_windows: Mapping[str, tuple[str, tuple[int, ...], tuple[ThresholdGroup, ...]]] = (
+        field(default_factory=dict))
+    """``thresholds`` as (counter, windows, their groups in the same order)."""
+    generic_leaves: Mapping[str, tuple[GenericLeaf, ...]] = field(default_factory=dict)
+    """Input name → the distinct leaves reading it that are not a ``Threshold``, each
+    once however many segments hold it (``GenericLeaf``)."""
+    rows: tuple[Row, ...] = ()
+    """Per position in ``order``: what ``_run`` needs of that segment (``Row``)."""
 
     def affected(self, changed: Iterable[str]) -> frozenset[str]:
         """The segments reading any of ``changed`` directly (not via sources)."""
@@ -140,13 +211,41 @@ class SegmentCatalog:
         """Segments with a threshold leaf on ``changed`` that answers differently for the
         two states at ``now_ms`` (two counts per (counter, window), then a bisection)."""
         hits: set[str] = set()
+        by_counter = self.threshold_windows
         for name in changed:
-            for (counter, window), group in self.thresholds.get(name, {}).items():
-                old = count_since(before.counters, counter, now_ms - window, now_ms)
-                new = count_since(after.counters, counter, now_ms - window, now_ms)
-                if old != new:
-                    hits |= group.crossed(old, new)
+            held = by_counter.get(name)
+            if held is None:
+                continue
+            counter, windows, groups = held
+            olds = window_counts(before.counters, counter, windows, now_ms)
+            news = window_counts(after.counters, counter, windows, now_ms)
+            for old, new, window, group in zip(olds, news, windows, groups, strict=True):
+                if old == new:
+                    continue
+                if not group.exactly:
+                    group.cross_into(hits, old, new)
+                    continue
+                group.cross_into(
+                    hits, old, new,
+                    partial(_reached, before.counters, counter, window, now_ms, old),
+                    partial(_reached, after.counters, counter, window, now_ms, new))
         return hits
+
+
+def _reached(
+    counters: BehaviourCounters, counter: str, window: int, now_ms: int, count: int
+) -> frozenset[int] | None:
+    """The counts the count of ``counter`` in ``window`` passes through as its buckets
+    leave (``falling_counts``), from ``count`` down to 0; None (unknown) when the window
+    has no fixed resolution or its count is not ``count``."""
+    falling = falling_counts(counters, counter, window, now_ms)
+    if falling is None or falling[0] != count:
+        return None
+    out = {count}
+    for _, k in falling[1]:
+        count -= k
+        out.add(count)
+    return frozenset(out)
 
 
 def build_catalog(
@@ -191,15 +290,45 @@ def build_catalog(
                 heapq.heappush(ready, dep)
     if len(order) != len(entries):
         raise SegmentCycleError(sid for sid, n in waiting.items() if n > 0)
+    position = {sid: i for i, sid in enumerate(order)}
+    thresholds = _threshold_index(entries.values())
+    rows = tuple(
+        (sid, entries[sid].version, entries[sid].segment.match,
+         entries[sid].segment.flip if entries[sid].segment.timed else None,
+         tuple(sorted(position[d] for d in dependents[sid])))
+        for sid in order
+    )
     return SegmentCatalog(
         entries=entries,
         by_input={k: frozenset(v) for k, v in by_input.items()},
         dependents={k: frozenset(v) for k, v in dependents.items() if v},
         order=tuple(order),
-        position={sid: i for i, sid in enumerate(order)},
-        thresholds=_threshold_index(entries.values()),
+        position=position,
+        thresholds=thresholds,
+        threshold_windows={
+            name: (name[len(EVENTS_PREFIX):], tuple(w for _, w in groups),
+                   tuple(groups.values()))
+            for name, groups in thresholds.items()},
         generic_by_input=_generic_index(entries.values()),
+        generic_leaves=_generic_leaves(entries.values()),
+        rows=rows,
     )
+
+
+def _generic_leaves(entries: Iterable[CatalogEntry]) -> dict[str, tuple[GenericLeaf, ...]]:
+    held: dict[int, tuple[frozenset[str], Any, set[str]]] = {}
+    for entry in entries:  # the leaves are alive (held by the entries): ids are unique
+        for leaf, inputs, stable in entry.segment.generic_checks:
+            known = held.get(id(leaf))
+            if known is None:
+                held[id(leaf)] = (inputs, stable, {entry.segment_id})
+            else:
+                known[2].add(entry.segment_id)
+    work: dict[str, list[GenericLeaf]] = {}
+    for number, (inputs, stable, sids) in enumerate(held.values()):
+        for name in inputs:
+            work.setdefault(name, []).append((number, stable, frozenset(sids)))
+    return {name: tuple(leaves) for name, leaves in work.items()}
 
 
 def _generic_index(entries: Iterable[CatalogEntry]) -> dict[str, frozenset[str]]:
@@ -289,26 +418,25 @@ def _grouped(
     None when ``into`` is None or an id holds a space (not representable)."""
     if into is None:
         return None
-    groups: dict[int, list[str]] = {}
-    for sid, value in values.items():
-        group = groups.get(value)
-        if group is None:
-            groups[value] = [sid]
-        else:
-            group.append(sid)
-    joined = {str(value): " ".join(ids) for value, ids in groups.items()}
-    if sum(text.count(" ") for text in joined.values()) != len(values) - len(groups):
+    distinct = set(values.values())
+    if len(distinct) <= 1:  # one group (every version alike is the rule): no sorting
+        joined = {str(value): " ".join(values) for value in distinct}
+    else:  # a stable sort keeps the ids of a group in their order
+        joined = {str(value): " ".join(map(_ID, group))
+                  for value, group in groupby(sorted(values.items(), key=_VALUE), _VALUE)}
+    if sum(text.count(" ") for text in joined.values()) != len(values) - len(joined):
         return None
     into[name] = joined
     return into
 
 
+_ID, _VALUE = itemgetter(0), itemgetter(1)
+
+
 def _ungrouped(groups: Mapping[str, str] | None) -> dict[str, int]:
     out: dict[str, int] = {}
     for value, ids in (groups or {}).items():
-        number = int(value)
-        for sid in ids.split(" "):
-            out[sid] = number
+        out.update(dict.fromkeys(ids.split(" "), int(value)))
     return out
 
 
@@ -344,8 +472,14 @@ def reevaluate(
     names = frozenset(changed)
     if state is None:
         return _exit_all(catalog, memberships or EMPTY)
+    causes: dict[frozenset[str], tuple[str, ...]] = {}  # by the segment's inputs
+
     def cause_of(sid: str) -> tuple[str, ...]:
-        return tuple(sorted(names & catalog.entries[sid].segment.inputs)) or (CAUSE_CREATED,)
+        inputs = catalog.entries[sid].segment.inputs
+        cause = causes.get(inputs)
+        if cause is None:
+            cause = causes[inputs] = tuple(sorted(names & inputs)) or (CAUSE_CREATED,)
+        return cause
 
     if memberships is None:
         return _run(catalog, EMPTY, state, now_ms, catalog.order, cause_of)
@@ -355,15 +489,19 @@ def reevaluate(
     # change is not stable, can change: the others keep membership and due time. One
     # whose due time has passed, or that was evaluated at an older version, is left to
     # the TICK re-check or the backfill that is on its way.
+    # A leaf is tested once for all the segments holding it (equal conditions compile
+    # to one leaf); a segment is evaluated when one of its leaves on a changed input
+    # is not stable — what ``CompiledSegment.unchanged_by`` tests segment by segment.
     seeds = catalog.crossed(previous, state, names, now_ms)
-    checked = set(seeds)
-    entries, generic = catalog.entries, catalog.generic_by_input
+    generic = catalog.generic_leaves
+    tested: set[int] = set()
     for name in names:
-        for sid in generic.get(name, ()):
-            if sid not in checked:
-                checked.add(sid)
-                if not entries[sid].segment.unchanged_by(previous, state, now_ms, names):
-                    seeds.add(sid)
+        for number, stable, sids in generic.get(name, ()):
+            if number in tested:
+                continue
+            tested.add(number)
+            if stable is None or not stable(previous, state, now_ms):
+                seeds |= sids
     return _run(catalog, memberships, state, now_ms, seeds, cause_of)
 
 
@@ -467,38 +605,42 @@ def _run(
 ) -> Outcome:
     """Evaluate ``seeds`` in dependency order, following membership changes to
     dependents; ``cause_of(id)`` names a seed's cause (asked only when it changes)."""
-    queue = [(catalog.position[sid], sid) for sid in seeds]
+    position = catalog.position
+    queue = sorted([position[sid] for sid in seeds])  # a sorted list is a heap
     if not queue:
         return memberships, []
-    heapq.heapify(queue)
+    rows = catalog.rows
     segments = dict(memberships.segments)  # also the source memberships (versions ≥ 1)
     due_at = dict(memberships.due)
-    via: dict[str, set[str]] = {}  # dependents queued because a source changed
+    via: dict[int, set[str]] = {}  # dependents queued because a source changed
     changes: list[MembershipChange] = []
+    pop, push = heapq.heappop, heapq.heappush
+    enter, leave = MembershipAction.ENTER, MembershipAction.EXIT
     while queue:
-        _, sid = heapq.heappop(queue)
-        entry = catalog.entries[sid]
-        segment = entry.segment
-        inside = segment.match(state, now_ms, segments)
-        flip = segment.flip(state, now_ms) if segment.timed else None
-        if flip is None:
+        at = pop(queue)
+        sid, version, match, flip, dependents = rows[at]
+        inside = match(state, now_ms, segments)
+        when = None if flip is None else flip(state, now_ms)
+        if when is None:
             due_at.pop(sid, None)
         else:
-            due_at[sid] = flip
+            due_at[sid] = when
         was = sid in segments
         if inside:
-            segments[sid] = entry.version
+            if was:
+                segments[sid] = version
+                continue
+            segments[sid] = version
         elif was:
             del segments[sid]
-        if inside == was:
+        else:
             continue
-        action = MembershipAction.ENTER if inside else MembershipAction.EXIT
-        cause = tuple(sorted(via[sid])) if sid in via else cause_of(sid)
-        changes.append(MembershipChange(sid, entry.version, action, cause))
-        for dep in catalog.dependents.get(sid, ()):
+        cause = tuple(sorted(via[at])) if at in via else cause_of(sid)
+        changes.append(MembershipChange(sid, version, enter if inside else leave, cause))
+        for dep in dependents:
             if dep not in via:
                 via[dep] = set()
-                heapq.heappush(queue, (catalog.position[dep], dep))
+                push(queue, dep)
             via[dep].add(SEGMENT_PREFIX + sid)
     if not changes and due_at == memberships.due and segments == memberships.segments:
         return memberships, changes  # as stored: no new stored form to build

@@ -10,9 +10,13 @@
   the answer depends on — a change naming none of them cannot change it;
 - ``next_flip_ms(state, now_ms)``: the earliest time after ``now_ms`` at which
   the answer could change with no new input (``None``: never). It may be
-  earlier than the real flip, never later;
+  earlier than the real flip, never later; while a condition off the clock
+  settles an ALL (false) or an ANY / NONE (true), it is ``None``;
 - ``counter_types``: the ``PerformedCondition`` counter types that carry an
   attribute filter, which the engine must record (``derived_counter_types``).
+
+Equal conditions compile to one shared leaf (``generic_checks`` exposes them),
+so a catalog can test each distinct leaf once per change.
 
 Semantics (Lodestar's reading where Pinpoint leaves it open):
 
@@ -44,6 +48,7 @@ Semantics (Lodestar's reading where Pinpoint leaves it open):
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +59,7 @@ from lodestar.core.behaviour_counters import (
     DAY_MS,
     HOUR_MS,
     HOURLY_BUCKETS,
+    BehaviourCounters,
     TypeCounts,
     count_since,
     first_seen,
@@ -171,6 +177,16 @@ class CompiledSegment:
         """Inputs read by a leaf that is not a ``Threshold``."""
         return frozenset(i for x in self._leaves if x.threshold is None for i in x.inputs)
 
+    @property
+    def generic_checks(self) -> tuple[tuple[object, frozenset[str], _Stable | None], ...]:
+        """Per leaf that is not a ``Threshold``: the leaf (an identity: segments compiled
+        from equal conditions share it), its inputs and its stability test (None: never
+        stable; see ``unchanged_by``). A ``Threshold`` leaf's answer differs exactly when
+        its count crosses its target (``SegmentCatalog.crossed``)."""
+        return tuple((leaf, inputs, stable)
+                     for leaf, (inputs, stable) in zip(self._leaves, self._checks, strict=True)
+                     if leaf.threshold is None)
+
     def matches(self, state: EndpointState, now_ms: int, memberships: Memberships) -> bool:
         return self._root.match(state, now_ms, memberships)
 
@@ -215,27 +231,32 @@ def derived_counter_types(
     event_type: str, attributes: Mapping[str, str], filters: Iterable[PerformedCondition]
 ) -> list[str]:
     """The extra counter types an event of ``event_type`` with ``attributes`` counts under."""
-    return sorted({
-        f.counter_type for f in _filters_by_type(filters).get(event_type, ())
-        if all(attributes.get(k) == v for k, v in f.attributes)
-    })
+    out: list[str] = []
+    for counter, wanted in _filters_by_type(filters).get(event_type, ()):
+        for k, v in wanted:
+            if attributes.get(k) != v:
+                break
+        else:
+            out.append(counter)
+    return out
 
 
-_BY_TYPE: dict[int, tuple[object, dict[str, list[PerformedCondition]]]] = {}
+_Filters = Mapping[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]]
+_BY_TYPE: dict[int, tuple[object, _Filters]] = {}
 
 
-def _filters_by_type(
-    filters: Iterable[PerformedCondition],
-) -> Mapping[str, list[PerformedCondition]]:
-    """``filters`` with attributes, by event type; memoised per filters object (the
-    engine passes one tuple per catalog for every event)."""
+def _filters_by_type(filters: Iterable[PerformedCondition]) -> _Filters:
+    """``filters`` with attributes, by event type: their distinct ``(counter type,
+    attributes)``, sorted by counter type; memoised per filters object (the engine
+    passes one tuple per catalog for every event)."""
     held = _BY_TYPE.get(id(filters))
     if held is not None and held[0] is filters:
         return held[1]
-    index: dict[str, list[PerformedCondition]] = {}
+    work: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {}
     for f in filters:
         if f.attributes:
-            index.setdefault(f.event_type, []).append(f)
+            work.setdefault(f.event_type, {})[f.counter_type] = f.attributes
+    index = {event_type: tuple(sorted(counters.items())) for event_type, counters in work.items()}
     if isinstance(filters, tuple):  # immutable: safe to keep (and keeps the id unique)
         if len(_BY_TYPE) >= 64:
             _BY_TYPE.clear()
@@ -262,17 +283,44 @@ def _const(value: bool) -> _Node:
 
 def _combine(how: Combine, nodes: list[_Node]) -> _Node:
     """ALL / ANY / NONE over ``nodes``. One function call per child and none for a
-    single child (ALL or ANY of one node is that node); ``flip`` asks only the
-    children that can flip."""
+    single child (ALL or ANY of one node is that node); ``match`` asks the children
+    off the clock first (cheap, and for ALL often decisive); ``flip`` asks only the
+    children that can flip, and none while a child off the clock that reads no
+    source segment settles the answer (``_settled``)."""
     if not nodes:
         return _const(True)
     if len(nodes) == 1 and how is not Combine.NONE:
         return nodes[0]
     items = tuple(nodes)
-    match = _all_of(tuple(x.match for x in items)) if how is Combine.ALL else _any_of(
-        tuple(x.match for x in items), how is Combine.NONE)
-    return _Node(match, _earliest_of(tuple(x.flip for x in items if x.timed)),
-                 frozenset(i for x in items for i in x.inputs), children=items)
+    ordered = tuple(x.match for x in sorted(items, key=lambda x: x.timed))
+    match = _all_of(ordered) if how is Combine.ALL else _any_of(ordered, how is Combine.NONE)
+    flip = _earliest_of(tuple(x.flip for x in items if x.timed))
+    deciders = tuple(x.match for x in items if not x.timed and not any(
+        name.startswith(SEGMENT_PREFIX) for name in x.inputs))
+    if flip is not _no_flip and deciders:
+        flip = _settled(flip, deciders, how is Combine.ALL)
+    return _Node(match, flip, frozenset(i for x in items for i in x.inputs), children=items)
+
+
+def _settled(flip: _Flip, deciders: tuple[_Match, ...], all_of: bool) -> _Flip:
+    """``flip``, or None while one of ``deciders`` (children off the clock that read no
+    source segment) is false for ALL / true for ANY and NONE: that child keeps its
+    answer, and with it the node's, until one of its inputs changes — and such a
+    change re-evaluates the segment (and its due time) anyway."""
+    if all_of:
+        def settled_flip(s: EndpointState, n: int) -> int | None:
+            for decider in deciders:
+                if not decider(s, n, _NO_MEMBERSHIPS):
+                    return None
+            return flip(s, n)
+    else:
+        def settled_flip(s: EndpointState, n: int) -> int | None:
+            for decider in deciders:
+                if decider(s, n, _NO_MEMBERSHIPS):
+                    return None
+            return flip(s, n)
+
+    return settled_flip
 
 
 def _all_of(matches: tuple[_Match, ...]) -> _Match:
@@ -345,7 +393,22 @@ def _dimensions(dimensions: Dimensions) -> _Node:
     return _combine(Combine.ALL, [_condition(c) for c in dimensions.conditions])
 
 
+_LEAVES: dict[Condition, _Node] = {}
+_LEAVES_LIMIT = 16_384
+
+
 def _condition(c: Condition) -> _Node:
+    """The leaf of ``c``, shared by every segment compiled with an equal condition (so
+    that an evaluation can test a leaf once for all the segments that hold it)."""
+    node = _LEAVES.get(c)
+    if node is None:
+        if len(_LEAVES) >= _LEAVES_LIMIT:
+            _LEAVES.clear()
+        node = _LEAVES[c] = _compile_condition(c)
+    return node
+
+
+def _compile_condition(c: Condition) -> _Node:
     if isinstance(c, AttributeCondition):
         return _attribute(c)
     if isinstance(c, RecencyCondition):
@@ -524,45 +587,53 @@ def _metric(c: MetricCondition) -> _Node:
 
 # --- behaviour --------------------------------------------------------------------------
 
-_COUNT: Mapping[CountOperator, Callable[[int, int], bool]] = {
-    CountOperator.AT_LEAST: lambda a, b: a >= b,
-    CountOperator.AT_MOST: lambda a, b: a <= b,
-    CountOperator.EXACTLY: lambda a, b: a == b,
-}
-
 
 def _performed(c: PerformedCondition) -> _Node:
-    key, compare, window, target = c.counter_type, _COUNT[c.operator], c.window_ms, c.count
-    match: _Match
-    if c.operator is CountOperator.AT_LEAST:
-        def match(s: EndpointState, n: int, m: Memberships) -> bool:
-            return count_since(s.counters, key, n - window, n) >= target
-    elif c.operator is CountOperator.AT_MOST:
-        def match(s: EndpointState, n: int, m: Memberships) -> bool:
-            return count_since(s.counters, key, n - window, n) <= target
-    else:
-        def match(s: EndpointState, n: int, m: Memberships) -> bool:
-            return count_since(s.counters, key, n - window, n) == target
-
+    key, window, target = c.counter_type, c.window_ms, c.count
     # count_since counts a window of at most 47 h in hours and one of 48 h or more in
     # days, whatever the clock (``now - window`` is then always before the first
     # retained hour); the count only falls as buckets leave the window (or retention),
-    # and the flip follows from the buckets alone. Windows strictly between (not
-    # expressible in whole hours) switch resolution and take the general path.
-    last_hourly, first_daily = (HOURLY_BUCKETS - 1) * HOUR_MS, HOURLY_BUCKETS * HOUR_MS
-    fixed = (HOUR_MS, HOURLY_BUCKETS) if window <= last_hourly else (
-        (DAY_MS, DAILY_BUCKETS) if window >= first_daily else None)
+    # and the flip follows from the buckets alone: the count and the flip then read one
+    # memoised ``_leaving``. Windows strictly between (not expressible in whole hours)
+    # switch resolution and take the general path.
+    fixed = _resolution(window)
+    fall = _FALLS[c.operator]
+    empty: _Leaving = (0, ())
+
+    def leaving(s: EndpointState, n: int) -> _Leaving:
+        assert fixed is not None
+        counts = s.counters.types.get(key)
+        if counts is None:
+            return empty
+        memo = s.counters.memo
+        known: _Leaving | None = memo.get((key, window, n))
+        if known is None:
+            known = remember(memo, (key, window, n), _leaving(counts, n, window, fixed))
+        return known
+
+    match: _Match
+    if fixed is None:
+        def count(s: EndpointState, n: int) -> int:
+            return count_since(s.counters, key, n - window, n)
+    else:
+        def count(s: EndpointState, n: int) -> int:
+            return leaving(s, n)[0]
+    if c.operator is CountOperator.AT_LEAST:
+        def match(s: EndpointState, n: int, m: Memberships) -> bool:
+            return count(s, n) >= target
+    elif c.operator is CountOperator.AT_MOST:
+        def match(s: EndpointState, n: int, m: Memberships) -> bool:
+            return count(s, n) <= target
+    else:
+        def match(s: EndpointState, n: int, m: Memberships) -> bool:
+            return count(s, n) == target
 
     def flip(s: EndpointState, n: int) -> int | None:
+        if fixed is not None:
+            return fall(leaving(s, n), target)
         counts = s.counters.types.get(key)
         if counts is None:
             return None
-        if fixed is not None:
-            memo = s.counters.memo
-            known = memo.get((key, window, n))
-            if known is None:
-                known = remember(memo, (key, window, n), _leaving(counts, n, window, fixed))
-            return _falling_count_flip(known, compare, target)
         # The count is a step function of time that changes only when a bucket
         # enters or leaves the window; try those instants in order.
         candidates: set[int] = set()
@@ -587,6 +658,37 @@ def _performed(c: PerformedCondition) -> _Node:
     return _Node(match, flip, frozenset({f"Events.{key}"}), threshold, below)
 
 
+_LAST_HOURLY, _FIRST_DAILY = (HOURLY_BUCKETS - 1) * HOUR_MS, HOURLY_BUCKETS * HOUR_MS
+
+
+def _resolution(window: int) -> tuple[int, int] | None:
+    """(bucket size ms, buckets retained) of a window counted at one fixed resolution
+    whatever the clock (see ``_performed``), else None."""
+    if window <= _LAST_HOURLY:
+        return HOUR_MS, HOURLY_BUCKETS
+    return (DAY_MS, DAILY_BUCKETS) if window >= _FIRST_DAILY else None
+
+
+def falling_counts(
+    counters: BehaviourCounters, key: str, window: int, now: int
+) -> tuple[int, tuple[tuple[int, int], ...]] | None:
+    """For a ``Threshold`` window: the count of ``key`` in the window at ``now`` and, in
+    time order, when each of its buckets leaves it and with how many events (with no
+    new events the count only falls, step by step). None for a window not counted at
+    one fixed resolution. Memoised on ``counters`` (shared with the leaves' flips)."""
+    fixed = _resolution(window)
+    if fixed is None:
+        return None
+    counts = counters.types.get(key)
+    if counts is None:
+        return 0, ()
+    memo = counters.memo
+    known: tuple[int, tuple[tuple[int, int], ...]] | None = memo.get((key, window, now))
+    if known is None:
+        known = remember(memo, (key, window, now), _leaving(counts, now, window, fixed))
+    return known
+
+
 def _leaving(
     counts: TypeCounts, now: int, window: int, resolution: tuple[int, int]
 ) -> tuple[int, tuple[tuple[int, int], ...]]:
@@ -599,25 +701,65 @@ def _leaving(
     first, last = -(-(now - window) // size), now // size
     if size == DAY_MS:
         first = max(first, now // DAY_MS - (DAILY_BUCKETS - 1))
-    inside = tuple((min(i * size + window + 1, (i + retained) * size), k)
-                   for i, k in buckets if first <= i <= last)
-    return sum(k for _, k in inside), inside
+    if first > last:
+        return 0, ()
+    span = buckets[bisect_left(buckets, (first,)):bisect_left(buckets, (last + 1,))]
+    if not span:
+        return 0, ()
+    inside = tuple((min(i * size + window + 1, (i + retained) * size), k) for i, k in span)
+    return sum(k for _, k in span), inside
 
 
-def _falling_count_flip(
-    leaving: tuple[int, tuple[tuple[int, int], ...]],
-    compare: Callable[[int, int], bool],
-    target: int,
-) -> int | None:
-    """When ``compare(count in the window, target)`` first changes after now, given the
-    window's count and its buckets' leaving times (``_leaving``)."""
+_Leaving = tuple[int, tuple[tuple[int, int], ...]]
+
+
+def _at_least_flip(leaving: _Leaving, target: int) -> int | None:
+    """When ``count >= target`` first changes after now, given the window's count and its
+    buckets' leaving times (``_leaving``): only a count at the target can fall below it."""
     count, inside = leaving
-    holds = compare(count, target)
+    if count < target:
+        return None
     for leaves, k in inside:
         count -= k
-        if compare(count, target) != holds:
+        if count < target:
             return leaves
     return None
+
+
+def _at_most_flip(leaving: _Leaving, target: int) -> int | None:
+    """As ``_at_least_flip`` for ``count <= target`` (true stays true as the count falls)."""
+    count, inside = leaving
+    if count <= target:
+        return None
+    for leaves, k in inside:
+        count -= k
+        if count <= target:
+            return leaves
+    return None
+
+
+def _exactly_flip(leaving: _Leaving, target: int) -> int | None:
+    """As ``_at_least_flip`` for ``count == target``."""
+    count, inside = leaving
+    if count == target:
+        for leaves, k in inside:
+            if k:
+                return leaves
+        return None
+    if count < target:
+        return None
+    for leaves, k in inside:
+        count -= k
+        if count <= target:
+            return leaves if count == target else None
+    return None
+
+
+_FALLS: Mapping[CountOperator, Callable[[_Leaving, int], int | None]] = {
+    CountOperator.AT_LEAST: _at_least_flip,
+    CountOperator.AT_MOST: _at_most_flip,
+    CountOperator.EXACTLY: _exactly_flip,
+}
 
 
 def _same_answer(match: _Match) -> _Stable:
