@@ -21,6 +21,7 @@ from tests.e2e.topic_reader import TopicReader
 
 from lodestar.contracts.codec import AvroCodec
 from lodestar.core.topics import Topic
+from lodestar.engine.profile_agent import partition_of
 from lodestar.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -102,6 +103,9 @@ def test_every_dimension_kind_enters_and_exits_as_the_endpoint_changes(
         assert not _changes(reader.records(), ids["performed"])
         first = next(r for r in reader.records() if r["segment_id"] == ids["attributes"])
         assert (first["app_id"], first["endpoint_id"], first["user_id"]) == (app_id, "e1", "u1")
+        # published to the partition of the endpoint id (the default partitioner's)
+        assert {(p, k) for p, k in reader.placements()} == {
+            (partition_of("e1", settings.partitions), b"e1")}
 
         now_ms = int(time.time() * 1000)
         events = {f"p{i}": {"EventType": "purchase", "Timestamp": _iso(datetime.now(UTC)),

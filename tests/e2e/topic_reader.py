@@ -2,7 +2,8 @@
 
 ``TopicReader(bootstrap, topic_name, topic, codec)`` runs an aiokafka consumer
 (no group, from the earliest offset) in its own thread and event loop and
-collects the decoded records; ``wait_for(check, what)`` polls them.
+collects the decoded records (and where each one was: ``placements()``);
+``wait_for(check, what)`` polls them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class TopicReader:
     def __init__(self, bootstrap: str, topic_name: str, topic: Topic, codec: AvroCodec) -> None:
         self._args = (bootstrap, topic_name, topic, codec)
         self._records: list[dict[str, Any]] = []
+        self._placements: list[tuple[int, bytes | None]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._started = threading.Event()
@@ -51,12 +53,18 @@ class TopicReader:
                     decoded = [codec.decode(topic, m.value) for m in batch]
                     with self._lock:
                         self._records.extend(decoded)
+                        self._placements.extend((m.partition, m.key) for m in batch)
         finally:
             await consumer.stop()
 
     def records(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._records)
+
+    def placements(self) -> list[tuple[int, bytes | None]]:
+        """(partition, key) of every record read, in the order of ``records()``."""
+        with self._lock:
+            return list(self._placements)
 
     def wait_for(
         self, check: Callable[[list[dict[str, Any]]], bool], what: str, timeout: float = 15.0

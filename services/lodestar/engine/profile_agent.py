@@ -23,7 +23,6 @@ loaded the agent tunes the garbage collector (``lodestar.gc_tuning``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, Callable, Sequence
@@ -101,9 +100,12 @@ class Outbox:
     the batch see the pending writes (``get``).
     """
 
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """(partition, EndpointChange): published to the partition its endpoint's inputs
+    came from."""
     user_index: list[dict[str, Any]] = field(default_factory=list)
-    memberships: list[dict[str, Any]] = field(default_factory=list)
+    memberships: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    """(partition, SegmentMembershipChange), like ``changes``."""
     writes: dict[int, dict[str, dict[str, Any] | None]] = field(default_factory=dict)
     decoded: dict[str, Entry | None] = field(default_factory=dict)
     """The pending writes as ``(state, memberships)`` (None: deleted), by key."""
@@ -274,7 +276,7 @@ class ProfileAgent:
         if result.dirty or outcome is not None:
             out.put(part.last_event, key, result.state, memberships)
         refused += [(part.sources[id(item)], reason) for item, reason in result.refused]
-        out.changes += result.changes
+        out.changes += [(partition, change) for change in result.changes]
 
     def _note(
         self,
@@ -290,7 +292,8 @@ class ProfileAgent:
         """Queue the membership records of ``outcome`` and index its due time."""
         memberships, changes = outcome
         if subject is not None:
-            out.memberships += self._records(subject, changes, now_ms, triggers, event_id)
+            out.memberships += [(partition, record) for record in
+                                self._records(subject, changes, now_ms, triggers, event_id)]
         self.due_index.add(partition, memberships.next_due_ms, key)
         return memberships
 
@@ -330,7 +333,7 @@ class ProfileAgent:
                 memberships = self._note(partition, key, change.state, outcome, now_ms, out,
                                          ("REMOVE_ATTRIBUTES",))
             out.put(context, key, change.state, memberships)
-            out.changes.append(change.change_record(now_ms, "REMOVE_ATTRIBUTES"))
+            out.changes.append((partition, change.change_record(now_ms, "REMOVE_ATTRIBUTES")))
 
     # --- segment clock and backfills -------------------------------------------------
 
@@ -502,13 +505,19 @@ class ProfileAgent:
             self.entries.clear()
 
     async def _publish(self, out: Outbox) -> None:
-        """Send the batch's endpoint, user-index and membership changes; wait for the acks."""
+        """Send the batch's endpoint, user-index and membership changes; wait for the acks.
+
+        Records keyed by endpoint id go to the partition the endpoint's inputs came from
+        (every topic has ``LODESTAR_PARTITIONS`` partitions, so that is the partition of
+        the key; no hash per record). The acks are awaited in order, each one that is
+        already done without suspending (cheaper than ``asyncio.gather``'s callback per
+        future); the first failure raises, as gather's would."""
         send = self.app.producer.send
         futures = [
             await send(self.changes_topic, change["endpoint_id"].encode(),
-                       self.codec.encode(Topic.ENDPOINTS, change), None, None,
+                       self.codec.encode(Topic.ENDPOINTS, change), partition, None,
                        self.change_headers)
-            for change in out.changes
+            for partition, change in out.changes
         ] + [
             await send(self.user_index_topic,
                        user_key(change["app_id"], change["user_id"]).encode(),
@@ -517,12 +526,12 @@ class ProfileAgent:
             for change in out.user_index
         ] + [
             await send(self.membership_topic, change["endpoint_id"].encode(),
-                       self.codec.encode(Topic.SEGMENT_MEMBERSHIP, change), None, None,
+                       self.codec.encode(Topic.SEGMENT_MEMBERSHIP, change), partition, None,
                        self.membership_headers)
-            for change in out.memberships
+            for partition, change in out.memberships
         ]  # fmt: skip
-        if futures:
-            await asyncio.gather(*futures)
+        for future in futures:
+            await future
 
 
 def _last_event_id(inputs: Sequence[ProfileInput]) -> str | None:
