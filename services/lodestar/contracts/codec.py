@@ -27,6 +27,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from lodestar.contracts.dlq import DeadLetterEnvelope, envelope_record
 from lodestar.contracts.errors import ContractError, DecodeError, EncodeError
 from lodestar.contracts.explain import describe_value, explain
+from lodestar.contracts.fast_reader import Reader, UnsupportedSchema, compile_reader
 from lodestar.contracts.guard import Preparer, compile_preparer
 from lodestar.contracts.headers import Headers, dead_letter_headers, schema_headers
 from lodestar.contracts.reasons import DlqReason
@@ -60,7 +61,10 @@ class _Binding:
 class AvroCodec:
     """Turns records into Kafka values and back, for every Lodestar topic.
 
-    Build one per process (it is immutable and thread-safe) and pass it down.
+    Build one per process (it is immutable and thread-safe; its only state is a cache of
+    compiled readers, ``contracts.fast_reader``) and pass it down. Values written with a
+    current schema are read by the compiled reader; anything else, or anything it
+    refuses, by fastavro (the reference: same records, same errors).
     """
 
     @classmethod
@@ -77,6 +81,9 @@ class AvroCodec:
             self._topics[topic] = _Binding(entry, preparers[entry.stem], SEND_CHANNELS.get(topic))
         dead = self.registry.dead_letter
         self._dead_letter = _Binding(dead, preparers[dead.stem], None)
+        self._fast: dict[bytes, Reader | None] = {}
+        """Compiled readers (``contracts.fast_reader``) by writer fingerprint, made on first
+        use, for values written with a current schema; None: read those with fastavro."""
 
     # -- topic values ---------------------------------------------------------------
 
@@ -207,8 +214,28 @@ class AvroCodec:
             )
         return writer
 
+    def _fast_reader(self, writer: WriterSchema) -> Reader | None:
+        if writer.fingerprint not in self._fast:
+            reader: Reader | None = None
+            if writer.reader_wire is None:
+                try:
+                    reader = compile_reader(writer.wire)
+                except (UnsupportedSchema, KeyError, TypeError, ValueError):
+                    reader = None
+            self._fast[writer.fingerprint] = reader
+        return self._fast[writer.fingerprint]
+
     def _read(self, expected: SchemaEntry, data: bytes) -> Record:
         writer = self._writer(expected, data)
+        fast = self._fast_reader(writer) if type(data) is bytes else None
+        if fast is not None:
+            try:
+                fast_record, end = fast(data, HEADER_SIZE)
+            except Exception:  # malformed: fastavro below gives the answer and the error
+                pass
+            else:
+                if end == len(data):
+                    return fast_record
         stream = BytesIO(data)
         stream.seek(HEADER_SIZE)
         try:
