@@ -46,6 +46,7 @@ import copy
 import cProfile
 import gc
 import json
+import os
 import pstats
 import shutil
 import subprocess
@@ -75,6 +76,7 @@ from lodestar.core.push_message import PushNotification, fcm_message, prepare_pu
 from lodestar.core.topics import Topic
 from lodestar.settings import Settings
 from lodestar_procs import free_port, fresh_database
+from profiling import PySpy, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = json.loads((ROOT / "schemas/examples/send_request/email-campaign-full.json").read_text())
@@ -281,6 +283,12 @@ async def run_sender(sender: Any, args: argparse.Namespace) -> dict[str, Any]:
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
+    spy = None
+    if args.py_spy:
+        raw = Path(tempfile.gettempdir()) / f"senders-py-spy-{uuid.uuid4().hex[:8]}.txt"
+        spy = PySpy(args.py_spy, os.getpid(), raw, rate=args.py_spy_rate,
+                    blocking=args.py_spy_blocking)
+        await spy.start()
     task = asyncio.create_task(sender.run())
     deadline = time.monotonic() + args.timeout
     last = 0
@@ -297,6 +305,9 @@ async def run_sender(sender: Any, args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(0.5)  # the last batch's commit
     sender.stop()
     await task
+    if spy is not None:
+        await spy.stop()
+        report(f"py-spy of the sender phase ({spy.out}):\n{summarize(spy.out, 40)}")
     if profiler is not None:
         profiler.disable()
         stats = pstats.Stats(profiler, stream=sys.stderr)
@@ -404,6 +415,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="profile the sender phase with cProfile (slows it down)")
     parser.add_argument("--profile-lines", type=int, default=30,
                         help="functions listed per profile ordering (default 30)")
+    parser.add_argument("--py-spy", metavar="PATH",
+                        help="sample the sender phase with this py-spy binary (raw stacks "
+                        "kept in the temp directory; shares printed)")
+    parser.add_argument("--py-spy-rate", type=int, default=100,
+                        help="with --py-spy: samples a second (default 100)")
+    parser.add_argument("--py-spy-blocking", action="store_true",
+                        help="with --py-spy: pause the process for each sample (exact stacks)")
     parser.add_argument("--no-freeze-gc", action="store_true",
                         help="push: leave the garbage collector as it is (by default the "
                         "sender runs with ChannelSenderConfig.freeze_gc, as a sender process "

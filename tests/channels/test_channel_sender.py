@@ -344,3 +344,4 @@ async def test_a_hard_bounce_is_on_the_suppression_list_before_the_next_claim(
     await run_until(sender, lambda: sender.stats.requests == 2 and sender.stats.batches >= 1)
     assert provider.calls == ["gone-x"]
     assert (sender.stats.dead_addresses, sender.stats.suppressed) == (1, 1)
+    assert sender._bounced == {}  # listed and nothing screened before it is left: forgotten

@@ -4,6 +4,7 @@ goes out at once, and a relay's refusals end the transaction without a message."
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -38,6 +39,14 @@ def test_dot_stuffing_and_line_endings() -> None:
     assert dot_stuffed(b".first\nbare lf\rbare cr\r\n") == (
         b"..first\r\nbare lf\r\nbare cr\r\n.\r\n")
     assert dot_stuffed(b"") == b"\r\n.\r\n"
+    # the all-CRLF fast path and the normalising path agree on every mix of endings
+    for data in (b"a\r\nb\r\n", b"a\r\nb\n", b"a\rb\r\n", b"a\n\rb", b"\r\r\n\n",
+                 b"x\r", b"\n.y", b"a\r\n\r\n.b"):
+        normalised = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+        stuffed = re.sub(rb"(?m)^\.", b"..", normalised)
+        if not stuffed.endswith(b"\r\n"):
+            stuffed += b"\r\n"
+        assert dot_stuffed(data) == stuffed + b".\r\n", data
 
 
 async def test_replies_in_one_chunk_split_chunks_and_multiline() -> None:

@@ -143,3 +143,39 @@ def test_smtp_and_unknown_records() -> None:
 def test_the_relay_message_id_is_read_from_the_data_answer(reply: str,
                                                            expected: str | None) -> None:
     assert relay_message_id(reply) == expected
+
+
+def test_a_template_reading_only_personal_variables_renders_as_with_the_full_context() -> None:
+    """The sender builds only the variables a template reads (``personal_variables``) when
+    that is all it reads, else the whole endpoint context: both render the same values."""
+    request = _request()
+    request["content"]["subject"] = None  # the template's own Subject then
+    personal = {"Subject": "{{User.UserAttributes.FirstName.[0]}} on {{Attributes.plan.[0]}}",
+                "TextPart": "{{User.UserId}} {{DiscountCode}}"}
+    full = {"Subject": "{{User.UserAttributes.FirstName.[0]}} on {{Attributes.plan.[0]}}",
+            "TextPart": "{{User.UserId}} {{DiscountCode}} {{Id}} {{Location.City}}"}
+    texts = []
+    for template in (personal, full):
+        prepared = prepare_email(request, template, DEFAULTS, NOW)
+        assert isinstance(prepared, Prepared)
+        parsed = prepared.message.parsed()
+        texts.append((parsed["Subject"], parsed.get_body(("plain",)).get_content().strip()))
+    assert texts[0] == ("Jane on pro", "user-1842 SPRING25")
+    assert texts[1] == ("Jane on pro", "user-1842 SPRING25 email-jane Berlin")
+
+
+def test_each_recipient_gets_its_own_values_from_one_compiled_template() -> None:
+    template = {"Subject": "Hi {{User.UserAttributes.FirstName.[0]}}", "TextPart": "t"}
+    subjects = []
+    for name in ("Ann", "Bob", "Ann"):
+        request = _request(message_id=f"m-{name}-{len(subjects)}")
+        request["content"]["subject"] = None
+        request["endpoint"]["user"]["user_attributes"]["FirstName"] = [name]
+        prepared = prepare_email(request, template, DEFAULTS, NOW)
+        assert isinstance(prepared, Prepared)
+        subjects.append(prepared.message.parsed()["Subject"])
+    assert subjects == ["Hi Ann", "Hi Bob", "Hi Ann"]
+    request = _request()
+    request["content"]["subject"] = None
+    changed = prepare_email(request, {**template, "Subject": "Other"}, DEFAULTS, NOW)
+    assert isinstance(changed, Prepared) and changed.message.parsed()["Subject"] == "Other"

@@ -139,3 +139,21 @@ def test_endpoint_variables_name_everything_an_endpoint_can_have() -> None:
     full["demographic"] = full.get("demographic") or {"platform": "ios"}
     full["location"] = full.get("location") or {"city": "Lisbon"}
     assert set(endpoint_response("app", full)) == ENDPOINT_VARIABLES
+
+
+@pytest.mark.parametrize("body", [
+    "Hi {{User.UserAttributes.FirstName.[0]}}",            # no helper: rendered without them
+    "{{#if Attributes.plan}}{{Attributes.plan.[0]}}{{else}}none{{/if}}",
+    "{{upper User.UserAttributes.FirstName.[0]}} {{uuid}} {{now}}",
+    "{{#each User.UserAttributes.LastName}}[{{this}}]{{/each}}",
+])
+def test_render_with_the_names_given_matches_the_names_computed(body: str) -> None:
+    from lodestar.core.templates import Rendered, render
+
+    template = parse_template("SMS", {"Body": body})
+    recipient = recipient_context(_request())
+    names = root_names(template)  # type: ignore[arg-type]
+    computed = render(template, recipient, {}, NOW, seed="m-1")  # type: ignore[arg-type]
+    given = render(template, recipient, {}, NOW, seed="m-1", names=names)  # type: ignore[arg-type]
+    assert isinstance(computed, Rendered) and computed == given
+    assert computed.parts["Body"] and "{{" not in computed.parts["Body"]

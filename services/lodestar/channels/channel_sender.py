@@ -19,7 +19,9 @@ time:
    publishing and commits run while others are with the provider;
 3. ``plugin.prepare`` (pure: opt-out / INACTIVE screening, template
    rendering, routing) ends a message with its records or makes it
-   deliverable; deliverable addresses on the suppression list end as rejected;
+   deliverable; deliverable addresses on the suppression list end as rejected
+   (looked up for a prepared chunk at once, before the claims; a hard bounce this
+   sender found meanwhile is caught at the claim);
 4. each send goes through the
    per-provider token bucket (``core.rate_limit``), retrying RETRY outcomes
    with backoff and jitter within the budget (``core.retry_policy``,
@@ -42,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import random
 import time
 import uuid
@@ -72,7 +75,7 @@ from lodestar.core.retry_policy import (
 )
 from lodestar.core.topics import Topic
 from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
-from lodestar.gc_tuning import freeze_startup_heap
+from lodestar.gc_tuning import tune_collector
 from lodestar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -166,10 +169,11 @@ class ChannelSenderConfig:
     """Check (and, for email hard bounces, fill) the PostgreSQL suppression list when no
     other ``suppression`` is given."""
     freeze_gc: bool = False
-    """Once per process, when the first sender starts consuming: collect, then move every
-    object alive (modules, schemas, compiled templates, clients) out of the cyclic
-    garbage collector's reach (``gc.freeze``), so its full collections stop rescanning
-    them (about 10 % of the push sender's CPU went to the collector). For sender
+    """When the sender starts consuming: collect, then move every object alive (modules,
+    schemas, compiled templates, clients) out of the cyclic garbage collector's reach
+    (``gc.freeze``) and raise its thresholds (``gc_tuning.tune_collector``), so its
+    collections stop rescanning them and run less often (about 10 % of the push
+    sender's CPU went to the collector, 3 % still with the heap frozen). For sender
     processes (``lodestar sender``, bench/senders.py); off by default because it is
     process-wide (in a test run it would keep every object alive then)."""
 
@@ -220,6 +224,10 @@ class _Item:
     batch: _Batch | None = None
     prepared: Any = None
     """What ``plugin.prepare`` made of it (a ``Deliverable`` or ``Ended``), before its claim."""
+    suppressed: bool = False
+    """Its address was on the suppression list when it was prepared."""
+    screened_at: int = 0
+    """The round of the suppression-list lookup that screened it (``ChannelSender._screens``)."""
 
 
 @dataclass
@@ -262,6 +270,12 @@ class ChannelSender(Generic[P]):
         self._bucket_lock = asyncio.Lock()
         self._failures: list[BaseException] = []
         self._budget = RetryBudget(self.config.max_attempts, self.config.retry_deadline_s)
+        self._screens = 0
+        """Suppression-list lookups started so far (each screens a prepared chunk)."""
+        self._bounced: dict[tuple[str, str], float] = {}
+        """(app id, address) of hard bounces found by this sender (channels that keep
+        endpoints) → the lookup round after which the suppression list holds them (inf
+        until it does): an item screened in that round or before is checked here."""
 
     def stop(self) -> None:
         self._stopping.set()
@@ -299,7 +313,7 @@ class ChannelSender(Generic[P]):
             consumer.subscribe([topic])
             log.info("%s sender %s consuming %s", self.name, self.instance_id, topic)
             if self.config.freeze_gc:
-                freeze_startup_heap()
+                tune_collector()
             if started is not None:
                 started.set()
             await _Pipeline(self, consumer, store, templates, producer, dead_letters).run()
@@ -326,6 +340,29 @@ class ChannelSender(Generic[P]):
                 log.exception("message %s: prepare failed", item.request["message_id"])
                 item.failure = f"prepare: {type(exc).__name__}: {exc}"
                 item.prepared = Ended([], SendState.FAILED, "failed")
+        await self._screen(items)
+
+    async def _screen(self, items: list[_Item]) -> None:
+        """Look the deliverable addresses of ``items`` up on the suppression list (one query
+        per app), ahead of their claims: a claim then holds its slot for no extra round
+        trip. What this sender lists itself later is caught at the claim
+        (``_screen_suppressed``)."""
+        if self._suppression is None:
+            return
+        by_app: dict[str, list[_Item]] = {}
+        for item in items:
+            if isinstance(item.prepared, Deliverable):
+                by_app.setdefault(item.request["app_id"], []).append(item)
+        if not by_app:
+            return
+        self._screens += 1
+        screen_round = self._screens
+        for app_id, group in by_app.items():
+            found = await self._suppression.suppressed(
+                app_id, self.plugin.channel.value, [i.prepared.address for i in group])
+            for item in group:
+                item.screened_at = screen_round
+                item.suppressed = item.prepared.address in found
 
     async def _claim_chunk(self, items: list[_Item], store: SentMessages
                            ) -> list[tuple[_Item, Deliverable[P]]]:
@@ -351,7 +388,7 @@ class ChannelSender(Generic[P]):
                     self.stats.failed += 1
                 continue
             deliverable.append((item, outcome))
-        return await self._screen_suppressed(deliverable)
+        return self._screen_suppressed(deliverable)
 
     async def _decode(self, records: Sequence[Any],
                       dead_letters: DeadLetterPublisher) -> list[_Item]:
@@ -430,21 +467,17 @@ class ChannelSender(Generic[P]):
         cache[key] = answer
         return answer
 
-    async def _screen_suppressed(self, deliverable: list[tuple[_Item, Deliverable[P]]]
-                                 ) -> list[tuple[_Item, Deliverable[P]]]:
+    def _screen_suppressed(self, deliverable: list[tuple[_Item, Deliverable[P]]]
+                           ) -> list[tuple[_Item, Deliverable[P]]]:
+        """End the claimed items whose address was suppressed when they were prepared, or
+        that this sender found dead since (``_bounced``); the rest stay deliverable."""
         if self._suppression is None or not deliverable:
             return deliverable
-        by_app: dict[str, list[str]] = {}
-        for item, d in deliverable:
-            by_app.setdefault(item.request["app_id"], []).append(d.address)
-        blocked: set[tuple[str, str]] = set()
-        for app_id, addresses in by_app.items():
-            found = await self._suppression.suppressed(app_id, self.plugin.channel.value,
-                                                       addresses)
-            blocked |= {(app_id, a) for a in found}
+        bounced = self._bounced
         keep = []
         for item, d in deliverable:
-            if (item.request["app_id"], d.address) in blocked:
+            listed = bounced.get((item.request["app_id"], d.address)) if bounced else None
+            if item.suppressed or (listed is not None and item.screened_at <= listed):
                 item.records = self.plugin.suppressed_records(item.subject, _now_ms())
                 item.finish = Finish(item.request["message_id"], SendState.FAILED,
                                      item.records, outcome_kind="SUPPRESSED")
@@ -723,12 +756,15 @@ class _Pipeline(Generic[P]):
                 return
             if item.dead_address and self.keeps_endpoints:
                 self.bounces += 1
+                if item.address is not None:
+                    self.sender._bounced[(item.request["app_id"], item.address)] = math.inf
             self.done.append(item)
 
         task.add_done_callback(finished)
 
     def _flush(self) -> None:
-        if len(self.flushes) < MAX_FLUSHES and self.done:
+        if self.done and (not self.flushes or (len(self.flushes) < MAX_FLUSHES
+                                               and len(self.done) >= self.window // 4)):
             items = list(self.done)
             self.done.clear()
             self.flushes.add(self._background(self._store_and_publish(items)))
@@ -754,6 +790,10 @@ class _Pipeline(Generic[P]):
                     except asyncpg.PostgresError as exc:  # e.g. the app was deleted
                         log.warning("message %s: %s not added to the suppression list: %s",
                                     item.request["message_id"], item.address, exc)
+                    else:  # lookups started from now on see it
+                        sender._bounced[(item.request["app_id"], item.address)] = (
+                            sender._screens)
+            self._forget_listed_bounces()
         if self.keeps_endpoints:
             self.bounces -= sum(1 for item in items if item.dead_address)
             self.wake.set()
@@ -768,6 +808,18 @@ class _Pipeline(Generic[P]):
         for batch in touched:
             batch.acks.extend(acks)
 
+    def _forget_listed_bounces(self) -> None:
+        """Drop the bounces every item still to be claimed was (or will be) screened after:
+        the suppression list answers for those."""
+        bounced = self.sender._bounced
+        if not bounced:
+            return
+        # a chunk being prepared may be screened in the current round; later ones after it
+        upcoming = self.sender._screens + (0 if self.preparing is not None else 1)
+        oldest = min([i.screened_at for i in self.ready] + [upcoming])
+        for key in [k for k, listed in bounced.items() if listed < oldest]:
+            del bounced[key]
+
     def _commit(self) -> None:
         if (self.committing is None and self.batches
                 and self.batches[0].remaining == 0):
@@ -778,8 +830,10 @@ class _Pipeline(Generic[P]):
         stats = self.sender.stats
         while self.batches and self.batches[0].remaining == 0:
             batch = self.batches[0]
-            if batch.acks:
-                await asyncio.gather(*batch.acks)
+            for ack in batch.acks:  # in order; most are acknowledged already
+                if not ack.done():
+                    await ack
+                ack.result()  # raises what the producer raised for it
             await self.consumer.commit(batch.offsets)
             self.batches.popleft()
             stats.batches += 1

@@ -135,15 +135,14 @@ class EmailPlugin:
 
     def prepare(self, request: Mapping[str, Any], template: Mapping[str, Any] | None,
                 template_error: str | None, now_ms: int) -> Deliverable[OutgoingEmail] | Ended:
-        subject = DeliverySubject.from_send_request(request)
         skip = screen(request)
         if skip is not None:
-            return Ended(skip_records(subject, skip, now_ms))
+            return Ended(skip_records(DeliverySubject.from_send_request(request), skip, now_ms))
         prepared = RenderingFailed(template_error) if template_error is not None else (
             prepare_email(request, template, self._defaults, now_ms))
         if isinstance(prepared, RenderingFailed):
-            return Ended(rendering_failure_records(subject, prepared.error, now_ms),
-                         kind="failed")
+            return Ended(rendering_failure_records(DeliverySubject.from_send_request(request),
+                                                   prepared.error, now_ms), kind="failed")
         return Deliverable(prepared.message, str(request["address"]).lower())
 
     def suppressed_records(self, subject: DeliverySubject, now_ms: int) -> list[Record]:

@@ -58,7 +58,9 @@ class PipelineBroken(Exception):
 def dot_stuffed(data: bytes) -> bytes:
     """``data`` as the DATA phase sends it: CRLF line endings, leading dots doubled,
     ending with ``CRLF.CRLF``."""
-    data = _LINE_ENDINGS.sub(b"\r\n", data)
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:  # not all CRLF already
+        data = _LINE_ENDINGS.sub(b"\r\n", data)
     if data.startswith(b".") or b"\n." in data:
         data = _LEADING_DOT.sub(b"..", data)
     if not data.endswith(b"\r\n"):

@@ -37,6 +37,7 @@ rendering failure and sends nothing.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -146,12 +147,17 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_TOKEN_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""``json.dumps(body, separators=(",", ":"), ensure_ascii=False)``, without building an
+encoder per call."""
+
+
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _mac(payload: str, secret: bytes) -> str:
-    return _b64(hmac.new(secret, payload.encode("ascii"), hashlib.sha256).digest())
+    return _b64(hmac.digest(secret, payload.encode("ascii"), "sha256"))
 
 
 def make_token(link: TrackedLink, secret: bytes) -> str:
@@ -160,7 +166,7 @@ def make_token(link: TrackedLink, secret: bytes) -> str:
         raise EmailBuildError("tracking.secret", "must not be empty")
     body = [TOKEN_VERSION, link.kind.value, link.message_id, link.app_id,
             link.endpoint_id, link.url]
-    payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+    payload = _b64(_TOKEN_JSON(body).encode())
     return f"{payload}.{_mac(payload, secret)}"
 
 
@@ -201,6 +207,7 @@ def unsubscribe_url(tracking: Tracking, message_id: str) -> str:
     return tracking_url(tracking, link)
 
 
+@functools.lru_cache(maxsize=64)
 def _base_url(base: str) -> str:
     if not _BASE_URL.fullmatch(base):
         raise EmailBuildError("tracking.base_url", f"{base!r} is not an http(s) URL")
@@ -408,5 +415,11 @@ def build_email(
 
 
 def _date_header(now_ms: int) -> bytes:
-    value = format_datetime(datetime.fromtimestamp(now_ms / 1000, UTC))
+    return _date_line(now_ms // 1000)
+
+
+@functools.lru_cache(maxsize=4)
+def _date_line(seconds: int) -> bytes:
+    """The ``Date`` line for a second (it carries no finer time): made once per second."""
+    value = format_datetime(datetime.fromtimestamp(seconds, UTC))
     return f"Date: {value}\r\n".encode("ascii")

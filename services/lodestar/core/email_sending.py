@@ -23,6 +23,8 @@ template and the dedupe row, talks SMTP and Kafka; this module decides:
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ from lodestar.core.email_message import (
 )
 from lodestar.core.email_wire import OutgoingEmail
 from lodestar.core.endpoint_view import endpoint_response
-from lodestar.core.template_context import RecipientContext, address_context
+from lodestar.core.template_context import RecipientContext, address_context, personal_variables
 from lodestar.core.template_values import ValueList
 from lodestar.core.templates import (
     EmailTemplate,
@@ -55,6 +57,7 @@ from lodestar.core.templates import (
     TemplateDefinitionError,
     parse_template,
     render,
+    root_names,
 )
 
 OWN_UNSUBSCRIBE_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
@@ -178,6 +181,30 @@ class EmailDefaults:
     tracking_secret: bytes | None = None
 
 
+@functools.lru_cache(maxsize=1024)
+def _email_template(definition_json: str | None, subject: str | None, html_body: str | None,
+                    text_body: str | None) -> tuple[EmailTemplate, frozenset[str] | None]:
+    """The stored template (as canonical JSON) overlaid by the request's parts, parsed
+    and compiled once per distinct input (a send renders the same parts for every
+    recipient), with its ``root_names``. Raises ``TemplateDefinitionError``."""
+    definition = json.loads(definition_json) if definition_json is not None else None
+    content = {"subject": subject, "html_body": html_body, "text_body": text_body}
+    template = parse_template("EMAIL", email_definition(definition, content))
+    assert isinstance(template, EmailTemplate)
+    return template, root_names(template)
+
+
+def _recipient(request: Mapping[str, Any], names: frozenset[str] | None) -> RecipientContext:
+    """``recipient_context(request)``, built only as far as a template reading ``names``
+    can tell (``template_context.personal_variables``)."""
+    endpoint = request.get("endpoint")
+    if endpoint:
+        personal = personal_variables(endpoint, names)
+        if personal is not None:
+            return RecipientContext(personal, endpoint.get("channel_type") or "EMAIL")
+    return recipient_context(request)
+
+
 def prepare_email(
     request: Mapping[str, Any],
     template_definition: Mapping[str, Any] | None,
@@ -187,13 +214,15 @@ def prepare_email(
     """Render and build the message of ``request``; nothing half-done."""
     content = request.get("content") or {}
     try:
-        template = parse_template("EMAIL", email_definition(template_definition, content))
+        definition_json = (json.dumps(template_definition, sort_keys=True)
+                           if template_definition else None)
+        template, names = _email_template(definition_json, content.get("subject"),
+                                          content.get("html_body"), content.get("text_body"))
     except TemplateDefinitionError as exc:
         return RenderingFailed(f"template: {exc}")
-    assert isinstance(template, EmailTemplate)
     substitutions: Mapping[str, Sequence[str]] = request.get("substitutions") or {}
-    rendered = render(template, recipient_context(request), substitutions, now_ms,
-                      seed=request["message_id"])
+    rendered = render(template, _recipient(request, names), substitutions, now_ms,
+                      seed=request["message_id"], names=names)
     if isinstance(rendered, RenderFailure):
         return RenderingFailed(f"{rendered.kind.value}: {rendered.message}")
     extra = [(h["name"], h["value"]) for h in content.get("headers") or ()

@@ -153,15 +153,21 @@ def _push_template(definition_json: str | None, section: str,
 
 
 def _source_maps(request: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    subject = DeliverySubject.from_send_request(request)
-    campaign = {k: v for k, v in (
-        ("campaign_id", subject.campaign_id),
-        ("campaign_activity_id", subject.campaign_activity_id),
-        ("treatment_id", subject.treatment_id)) if v is not None}
-    journey = {k: v for k, v in (
-        ("journey_id", subject.journey_id),
-        ("journey_activity_id", subject.journey_activity_id),
-        ("journey_run_id", subject.journey_run_id)) if v is not None}
+    """The campaign and journey ids of ``request``, named as ``DeliverySubject`` names
+    them (``from_send_request``), without building the subject."""
+    source = request.get("source")
+    campaign: dict[str, str] = {}
+    journey: dict[str, str] = {}
+    if source == "CAMPAIGN":
+        campaign = {k: v for k, v in (
+            ("campaign_id", request.get("campaign_id")),
+            ("campaign_activity_id", request.get("run_id")),
+            ("treatment_id", request.get("treatment_id"))) if v is not None}
+    elif source == "JOURNEY":
+        journey = {k: v for k, v in (
+            ("journey_id", request.get("journey_id")),
+            ("journey_activity_id", request.get("activity_id")),
+            ("journey_run_id", request.get("run_id"))) if v is not None}
     return campaign, journey
 
 
@@ -176,18 +182,20 @@ def prepare_push(
                            if template_definition else None)
         template = _push_template(
             definition_json, push_channel(channel_type),
-            tuple(content.get(ours) for ours, _ in _CONTENT_PARTS),
+            tuple([content.get(ours) for ours, _ in _CONTENT_PARTS]),
             content.get("action") or None, bool(content.get("silent")))
     except TemplateDefinitionError as exc:
         return RenderingFailed(f"template: {exc}")
     except TemplateSyntaxError as exc:
         return RenderingFailed(f"content: template does not compile: {exc.message}")
     endpoint = request.get("endpoint")
-    personal = personal_variables(endpoint, root_names(template)) if endpoint else None
+    names = root_names(template)
+    personal = personal_variables(endpoint, names) if endpoint else None
     recipient = (RecipientContext(personal, channel_type) if personal is not None else
                  dataclasses.replace(recipient_context(request), channel_type=channel_type))
     substitutions: Mapping[str, Sequence[str]] = request.get("substitutions") or {}
-    rendered = render(template, recipient, substitutions, now_ms, seed=request["message_id"])
+    rendered = render(template, recipient, substitutions, now_ms, seed=request["message_id"],
+                      names=names)
     if isinstance(rendered, RenderFailure):
         return RenderingFailed(f"{rendered.kind.value}: {rendered.message}")
     parts = rendered.parts

@@ -25,8 +25,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, TypeVar
+from enum import Enum, StrEnum
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
 
 from lodestar.core.request_fields import FieldError, as_enum, as_object, known_keys
 from lodestar.core.template_context import (
@@ -36,7 +37,7 @@ from lodestar.core.template_context import (
     parse_default_substitutions,
     parse_substitutions,
 )
-from lodestar.core.template_helpers import helpers_for
+from lodestar.core.template_helpers import HELPER_NAMES, Helper, helpers_for
 from lodestar.core.template_render import (
     CompiledPart,
     PartError,
@@ -395,6 +396,13 @@ def push_channel(channel_type: str | None) -> str:
     return _PUSH_CHANNEL_OF.get(channel_type or "", "Default")
 
 
+class _Names(Enum):
+    OF_TEMPLATE = "of the template"
+
+
+_NO_HELPERS: Mapping[str, Helper] = MappingProxyType({})
+
+
 def render(
     template: RenderableTemplate,
     recipient: RecipientContext,
@@ -402,20 +410,25 @@ def render(
     now_ms: int,
     *,
     seed: str = "",
+    names: frozenset[str] | Literal[_Names.OF_TEMPLATE] | None = _Names.OF_TEMPLATE,
 ) -> Rendered | RenderFailure:
     """Render every part of ``template`` for ``recipient``.
 
     ``substitutions`` are send-time Substitutions (already merged message-level
     then per-recipient); ``now_ms`` is the clock of ``now``/``dateFormat``;
-    ``seed`` (e.g. the message id) makes ``uuid`` repeatable.
+    ``seed`` (e.g. the message id) makes ``uuid`` repeatable. ``names``: the
+    template's ``root_names`` when the caller has them already (computed otherwise).
+    A template that reads no helper's name renders without building the helpers.
     """
     try:
         overrides = parse_substitutions(substitutions)
     except SubstitutionError as exc:
         return RenderFailure(FailureKind.INVALID_SUBSTITUTIONS, exc.field, exc.message)
-    data = build_render_data(template.common.defaults, recipient, overrides,
-                             names=root_names(template))
-    helpers = helpers_for(now_ms, seed)
+    if names is _Names.OF_TEMPLATE:
+        names = root_names(template)
+    data = build_render_data(template.common.defaults, recipient, overrides, names=names)
+    helpers = (helpers_for(now_ms, seed) if names is None or not names.isdisjoint(HELPER_NAMES)
+               else _NO_HELPERS)
 
     def run(part: Part) -> str:
         try:
