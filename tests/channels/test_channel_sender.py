@@ -78,6 +78,9 @@ class ScriptedProvider:
             return ProviderOutcome(ProviderOutcomeKind.DEAD_ADDRESS, 410, "gone")
         if address.startswith("bad-"):
             return from_http_status(400, "bad request")
+        if address.startswith("moved-"):
+            return ProviderOutcome(ProviderOutcomeKind.ACCEPTED, 200, "accepted",
+                                   f"prov-{address}", updated_address=f"now-{address}")
         return accepted(200, f"prov-{address}")
 
 
@@ -161,6 +164,20 @@ async def run_until(sender: ChannelSender[Any], done: Callable[[], bool],
 
 def fast(**changes: Any) -> ChannelSenderConfig:
     return ChannelSenderConfig(retry_base_s=0.01, retry_cap_s=0.05, **changes)
+
+
+async def test_a_replaced_address_updates_the_endpoint(env: Settings) -> None:
+    """A provider naming the recipient's new address (ADM's current registrationID) makes
+    the sender publish an UPSERT of the endpoint's Address; other sends publish none."""
+    reqs = [request("moved-1"), request("ok-1")]
+    await produce(env, Topic.SEND_CUSTOM, reqs)
+    sender = ChannelSender(env, ScriptedPlugin(ScriptedProvider()), fast())
+    await run_until(sender, lambda: sender.stats.requests == len(reqs)
+                    and sender.stats.sent == 2)
+    commands = await read(env, Topic.ENDPOINT_COMMANDS, lambda got: len(got) >= 1)
+    assert [(c["kind"], c["endpoint_id"], json.loads(c["endpoint_request"]), c["command_id"])
+            for c in commands] == [("UPSERT", "ep-moved-1", {"Address": "now-moved-1"},
+                                    f"updated-address-{reqs[0]['message_id']}")]
 
 
 async def test_every_ending_is_published_once_and_a_replay_sends_nothing(env: Settings) -> None:

@@ -179,8 +179,10 @@ def test_accepted_answer() -> None:
                           request_id="d917ceac")
     assert outcome.accepted and outcome.provider_message_id == "d917ceac"
     assert outcome.message == "accepted"
+    assert outcome.updated_address is None
     moved = adm_outcome(200, {"registrationID": "new-id"}, sent_registration_id="old-id")
     assert moved.accepted and "new-id" in moved.message
+    assert moved.updated_address == "new-id"  # the sender updates the endpoint's Address
 
 
 def test_options_from_send_request_content() -> None:

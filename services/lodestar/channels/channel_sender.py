@@ -63,7 +63,7 @@ from lodestar.control.templates import TemplatesRepository
 from lodestar.core.dead_letters import DeadLetter, DlqReason
 from lodestar.core.delivery_events import Channel, DeliverySubject, Record
 from lodestar.core.email_sending import ClaimVerdict, SendState, claim_verdict
-from lodestar.core.endpoint_commands import deactivate_command
+from lodestar.core.endpoint_commands import deactivate_command, upsert_command
 from lodestar.core.provider_outcome import ProviderOutcome, ProviderOutcomeKind
 from lodestar.core.rate_limit import TokenBucket
 from lodestar.core.retry_policy import (
@@ -216,6 +216,9 @@ class _Item:
     records: list[Record] = field(default_factory=list)
     finish: Finish | None = None
     dead_address: bool = False
+    updated_address: str | None = None
+    """The provider's replacement for the address sent (``ProviderOutcome``): the
+    endpoint gets an UPSERT with it."""
     exhausted: str | None = None
     address: str | None = None
     failure: str | None = None
@@ -534,6 +537,7 @@ class ChannelSender(Generic[P]):
                              stage=outcome.stage)
         if outcome.accepted:
             self.stats.sent += 1
+            item.updated_address = outcome.updated_address
             return
         self.stats.failed += 1
         if outcome.kind is ProviderOutcomeKind.DEAD_ADDRESS:
@@ -561,6 +565,14 @@ class ChannelSender(Generic[P]):
                     item.request["app_id"], endpoint_id,
                     f"{self.plugin.channel.value} provider: address is no longer valid",
                     f"dead-address-{item.request['message_id']}", _now_ms())
+                futures.append(await producer.send(
+                    commands, value=self.codec.encode(Topic.ENDPOINT_COMMANDS, command),
+                    key=endpoint_id.encode(),
+                    headers=self.codec.headers(Topic.ENDPOINT_COMMANDS)))
+            if item.updated_address and endpoint_id:
+                command = upsert_command(
+                    item.request["app_id"], endpoint_id, {"Address": item.updated_address},
+                    f"updated-address-{item.request['message_id']}", _now_ms())
                 futures.append(await producer.send(
                     commands, value=self.codec.encode(Topic.ENDPOINT_COMMANDS, command),
                     key=endpoint_id.encode(),

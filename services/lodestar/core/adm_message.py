@@ -20,9 +20,8 @@ What ADM documents, and this module relies on:
   base64 MD5 of the data's ``key:value`` pairs sorted by key (UTF-8) and joined by
   ``,`` (``adm_md5``; the same rule as Amazon's sample ADM server).
 - Answers (``adm_outcome``): 200 ``{"registrationID"}`` (the app instance's current
-  id: when it differs from the one sent the endpoint's address should be updated;
-  Lodestar's outcome model has no UpdatedToken, so it is named in the outcome's
-  message and returned by ``canonical_registration_id``), with ``X-Amzn-RequestId``
+  id: when it differs from the one sent it is the outcome's ``updated_address``, and
+  the channel sender updates the endpoint's Address to it), with ``X-Amzn-RequestId``
   as the provider message id; errors ``{"reason"}``: 400 ``InvalidRegistrationId`` /
   ``Unregistered`` → DEAD_ADDRESS (the endpoint becomes INACTIVE), 400
   ``InvalidData`` / ``InvalidConsolidationKey`` / ``InvalidExpiration`` /
@@ -240,9 +239,11 @@ def adm_outcome(status: int, body: Any, *, sent_registration_id: str = "",
     """The outcome of one send answer (see the module docstring)."""
     if status == 200:
         current = canonical_registration_id(body, sent_registration_id)
-        message = (f"accepted; ADM's current registrationID is {current}" if current
-                   else "accepted")
-        return accepted(status, request_id, message)
+        if current is None:
+            return accepted(status, request_id)
+        return ProviderOutcome(ProviderOutcomeKind.ACCEPTED, status,
+                               f"accepted; ADM's current registrationID is {current}",
+                               request_id, updated_address=current)
     reason = _reason(body)
     text = f"{reason} (HTTP {status})" if reason else f"HTTP {status}"
     if 400 <= status <= 499 and reason in DEAD_REASONS:

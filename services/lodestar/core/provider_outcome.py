@@ -57,6 +57,9 @@ class ProviderOutcome:
     throttled: bool = False
     stage: str | None = None
     """Where a staged protocol stopped (SMTP: connect, auth, mail, rcpt, data)."""
+    updated_address: str | None = None
+    """The address the provider says now stands for the recipient (ADM's current
+    registrationID): the endpoint's Address should become it."""
 
     @property
     def accepted(self) -> bool:
