@@ -18,7 +18,6 @@ from lodestar.core.adm_message import (
     adm_outcome,
     canonical_registration_id,
     data_size,
-    read_token,
     token_form,
 )
 from lodestar.core.provider_outcome import ProviderOutcomeKind
@@ -40,17 +39,6 @@ def test_token_form_is_the_documented_client_credentials_grant() -> None:
     assert token_form("amzn1.application-oa2-client.x", "s3cret") == {
         "grant_type": "client_credentials", "scope": "messaging:push",
         "client_id": "amzn1.application-oa2-client.x", "client_secret": "s3cret"}
-
-
-def test_read_token() -> None:
-    assert read_token({"access_token": "Atc|abc", "expires_in": 3600, "scope":
-                       "messaging:push", "token_type": "bearer"}) == ("Atc|abc", 3600.0)
-    assert read_token({"access_token": "Atc|abc"}) == ("Atc|abc", 3600.0)
-    for bad in ({}, None, {"access_token": ""}, {"access_token": "a\r\nX: y"},
-                {"access_token": "a", "expires_in": True},
-                {"access_token": "a", "expires_in": "soon"}):
-        with pytest.raises(ValueError):
-            read_token(bad)
 
 
 def test_md5_is_over_sorted_key_value_pairs() -> None:

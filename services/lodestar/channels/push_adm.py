@@ -20,7 +20,6 @@ id). Requests go over httpx (HTTP/1.1 keep-alive, ``max_connections``).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
+from lodestar.channels.access_tokens import AccessTokens, TokenRefused
 from lodestar.channels.http_answers import answer_json, pooled_client, retry_after
 from lodestar.core.adm_message import (
     ACCEPT_TYPE,
@@ -39,7 +39,6 @@ from lodestar.core.adm_message import (
     AdmPayloadError,
     adm_message,
     adm_outcome,
-    read_token,
     token_form,
 )
 from lodestar.core.provider_outcome import (
@@ -65,12 +64,6 @@ class AdmConfig:
     max_connections: int = 32
 
 
-class _TokenRefused(Exception):
-    def __init__(self, outcome: ProviderOutcome) -> None:
-        super().__init__(outcome.message)
-        self.outcome = outcome
-
-
 class AdmSender:
     """One ADM client's sender (see the module docstring)."""
 
@@ -81,50 +74,19 @@ class AdmSender:
         self.config = config
         self._owns = client is None
         self._client = client or pooled_client(config.timeout_s, config.max_connections)
-        self._clock = clock
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
         base = config.base_url.rstrip("/")
-        self.token_url = config.token_url or f"{base}{TOKEN_PATH}"
+        self._tokens = AccessTokens(
+            self._client, config.token_url or f"{base}{TOKEN_PATH}",
+            lambda _now: token_form(config.client_id, config.client_secret),
+            margin_s=config.refresh_margin_s, clock=clock)
         self._send_base = f"{base}/messaging/registrations/"
+
+    @property
+    def token_url(self) -> str:
+        return self._tokens.url
 
     def send_url(self, registration_id: str) -> str:
         return f"{self._send_base}{quote(registration_id, safe='')}/messages"
-
-    def _fresh(self, token: str | None, stale: str | None) -> bool:
-        return (token is not None and token != stale
-                and self._clock() < self._expires_at - self.config.refresh_margin_s)
-
-    async def _access_token(self, stale: str | None = None) -> str:
-        """A valid access token, a new one when the cached one is ``stale`` or near its
-        expiry; raises ``_TokenRefused`` with the outcome when none can be had."""
-        if self._fresh(self._token, stale):
-            assert self._token is not None
-            return self._token
-        async with self._lock:
-            if self._fresh(self._token, stale):
-                assert self._token is not None
-                return self._token
-            now = self._clock()
-            form = token_form(self.config.client_id, self.config.client_secret)
-            try:
-                response = await self._client.post(self.token_url, data=form)
-            except httpx.HTTPError as exc:
-                raise _TokenRefused(network_failure(
-                    f"token endpoint: {type(exc).__name__}: {exc}")) from None
-            if response.status_code != 200:
-                raise _TokenRefused(from_http_status(
-                    response.status_code,
-                    f"token endpoint: {response.text[:MAX_ERROR_TEXT]}",
-                    retry_after_s=retry_after(response)))
-            try:
-                token, lifetime = read_token(answer_json(response))
-            except ValueError as exc:
-                raise _TokenRefused(ProviderOutcome(
-                    ProviderOutcomeKind.RETRY, 200, f"token endpoint: {exc}")) from None
-            self._token, self._expires_at = token, now + lifetime
-            return token
 
     async def send(self, notification: PushNotification, registration_id: str,
                    options: AdmOptions | None = None) -> ProviderOutcome:
@@ -141,8 +103,8 @@ class AdmSender:
         stale: str | None = None
         for _ in range(2):
             try:
-                access = await self._access_token(stale)
-            except _TokenRefused as refused:
+                access = await self._tokens.get(stale)
+            except TokenRefused as refused:
                 return refused.outcome
             headers = {"Authorization": f"Bearer {access}", "Accept": "application/json",
                        "X-Amzn-Type-Version": TYPE_VERSION,

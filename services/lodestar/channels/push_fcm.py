@@ -29,7 +29,6 @@ assertion is PERMANENT (configuration), one that cannot be reached RETRY.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
@@ -42,7 +41,9 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from lodestar.channels.access_tokens import AccessTokens, TokenRefused
 from lodestar.channels.http1 import Http1Error, Http1Pool
+from lodestar.channels.http_answers import answer_json, retry_after
 from lodestar.core.jwt_tokens import sign_jwt
 from lodestar.core.provider_outcome import (
     ProviderOutcome,
@@ -143,12 +144,6 @@ def fcm_outcome(status: int, body: Any, retry_after_s: float | None = None) -> P
     return from_http_status(status, text, retry_after_s=retry_after_s)
 
 
-class _TokenRefused(Exception):
-    def __init__(self, outcome: ProviderOutcome) -> None:
-        super().__init__(outcome.message)
-        self.outcome = outcome
-
-
 class FcmSender:
     """One FCM project's sender; share one per process (it caches the access token)."""
 
@@ -167,11 +162,12 @@ class FcmSender:
         self._client = self._clients[0]
         self._turn = itertools.cycle(self._clients)
         self._clock = clock
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
         account = config.service_account
         self.token_uri = config.token_uri or account.token_uri
+        self._tokens = AccessTokens(
+            self._client, self.token_uri,
+            lambda now: {"grant_type": JWT_BEARER, "assertion": self.assertion(now)},
+            margin_s=config.refresh_margin_s, clock=clock)
         project = config.project_id or account.project_id
         self.send_url = f"{config.base_url.rstrip('/')}/v1/projects/{project}/messages:send"
         url = urlsplit(self.send_url)
@@ -188,42 +184,6 @@ class FcmSender:
         headers = {"kid": account.private_key_id} if account.private_key_id else None
         return sign_jwt(claims, account.private_key, headers)
 
-    async def _access_token(self, stale: str | None = None) -> str:
-        """A valid access token; a new one when the cached one is ``stale`` or near expiry.
-        Raises ``_TokenRefused`` with the outcome when none can be had."""
-        token = self._token
-        if (token is not None and token != stale
-                and self._clock() < self._expires_at - self.config.refresh_margin_s):
-            return token  # the common case: no lock to take
-        async with self._lock:
-            now = self._clock()
-            if (self._token is not None and self._token != stale
-                    and now < self._expires_at - self.config.refresh_margin_s):
-                return self._token
-            form = {"grant_type": JWT_BEARER, "assertion": self.assertion(now)}
-            try:
-                response = await self._client.post(self.token_uri, data=form)
-            except httpx.HTTPError as exc:
-                raise _TokenRefused(network_failure(
-                    f"token endpoint: {type(exc).__name__}: {exc}")) from None
-            if response.status_code != 200:
-                outcome = from_http_status(response.status_code,
-                                           f"token endpoint: {_text(response)}",
-                                           retry_after_s=_retry_after(response))
-                raise _TokenRefused(outcome)
-            try:
-                body = response.json()
-                token = str(body["access_token"])
-                if "\r" in token or "\n" in token:  # it goes into a header line as is
-                    raise ValueError("a line break in the access token")
-                lifetime = float(body.get("expires_in", 3600))
-            except (ValueError, KeyError, TypeError):
-                raise _TokenRefused(ProviderOutcome(
-                    ProviderOutcomeKind.RETRY, 200,
-                    f"token endpoint: unreadable answer {_text(response)}")) from None
-            self._token, self._expires_at = token, now + lifetime
-            return token
-
     async def send(self, notification: PushNotification, token: str) -> ProviderOutcome:
         try:
             body = fcm_message(notification, token)
@@ -236,14 +196,14 @@ class FcmSender:
         stale: str | None = None
         for _ in range(2):
             try:
-                access = await self._access_token(stale)
-            except _TokenRefused as refused:
+                access = await self._tokens.get(stale)
+            except TokenRefused as refused:
                 return refused.outcome
             if self._pool is not None:
                 answer = await self._post_http1(body, access)
                 if isinstance(answer, ProviderOutcome):
                     return answer
-                status, parsed, retry_after = answer
+                status, parsed, wait = answer
             else:
                 try:
                     response = await next(self._turn).post(
@@ -253,12 +213,12 @@ class FcmSender:
                     return network_failure(f"timeout: {type(exc).__name__}")
                 except httpx.HTTPError as exc:
                     return network_failure(f"{type(exc).__name__}: {exc}")
-                status, parsed, retry_after = (response.status_code, _json(response),
-                                               _retry_after(response))
+                status, parsed, wait = (response.status_code, answer_json(response),
+                                        retry_after(response))
             if status == 401 and stale is None:
                 stale = access
                 continue
-            return fcm_outcome(status, parsed, retry_after)
+            return fcm_outcome(status, parsed, wait)
         return from_http_status(401, "FCM refused a freshly issued access token")
 
     async def _post_http1(self, body: Mapping[str, Any], access: str
@@ -274,13 +234,13 @@ class FcmSender:
         except Http1Error as exc:
             return network_failure(f"{type(exc).__name__}: {exc}")
         header = response.headers.get("retry-after")
-        retry_after = (retry_after_seconds(header, int(time.time() * 1000))
-                       if header is not None else None)
+        wait = (retry_after_seconds(header, int(time.time() * 1000))
+                if header is not None else None)
         try:
             parsed: Any = json.loads(response.body) if response.body else None
         except ValueError:
             parsed = None
-        return response.status, parsed, retry_after
+        return response.status, parsed, wait
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -288,14 +248,3 @@ class FcmSender:
         if self._owns:
             for client in self._clients:
                 await client.aclose()
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    return retry_after_seconds(response.headers.get("retry-after"), int(time.time() * 1000))

@@ -8,8 +8,8 @@ What ADM documents, and this module relies on:
 - Token (developer.amazon.com/docs/adm/request-access-token): ``POST
   https://api.amazon.com/auth/o2/token``, form ``grant_type=client_credentials``,
   ``scope=messaging:push``, ``client_id``, ``client_secret``; the answer is JSON
-  ``{"access_token", "expires_in", "scope", "token_type"}`` (``token_form``,
-  ``read_token``).
+  ``{"access_token", "expires_in", "scope", "token_type"}`` (``token_form``;
+  ``core.oauth2.read_token`` reads the answer).
 - Send (developer.amazon.com/docs/adm/send-message): ``POST
   /messaging/registrations/{registrationId}/messages`` with ``Authorization: Bearer``,
   ``Content-Type``/``Accept: application/json``, ``X-Amzn-Type-Version:
@@ -132,20 +132,6 @@ def token_form(client_id: str, client_secret: str) -> dict[str, str]:
     """The form of the client-credentials token request."""
     return {"grant_type": "client_credentials", "scope": ADM_SCOPE,
             "client_id": client_id, "client_secret": client_secret}
-
-
-def read_token(body: Any) -> tuple[str, float]:
-    """(access token, lifetime in seconds) of a 200 token answer; ``ValueError`` when the
-    answer lacks a usable token (one with a line break would break the header)."""
-    if not isinstance(body, Mapping) or not isinstance(body.get("access_token"), str):
-        raise ValueError("no access_token in the answer")
-    token = body["access_token"]
-    if not token or "\r" in token or "\n" in token:
-        raise ValueError("an unusable access_token")
-    lifetime = body.get("expires_in", 3600)
-    if isinstance(lifetime, bool) or not isinstance(lifetime, int | float | str):
-        raise ValueError("an unreadable expires_in")
-    return token, float(lifetime)
 
 
 def adm_md5(data: Mapping[str, str]) -> str:
