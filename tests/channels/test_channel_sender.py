@@ -260,9 +260,17 @@ async def test_a_sender_stopped_mid_send_never_sends_the_claimed_message_again(
     first = ChannelSender(env, ScriptedPlugin(provider), fast())
     task = asyncio.create_task(first.run())
     deadline = time.monotonic() + 30
-    while "hang-1" not in provider.calls:
-        assert time.monotonic() < deadline and not task.done()
-        await asyncio.sleep(0.05)
+    conn = await asyncpg.connect(env.postgres_dsn)
+    try:
+        # hang-1 is with the provider and ok-1's outcome is stored (on a busy machine
+        # ok-1 may still be in flight when hang-1 is called)
+        while "hang-1" not in provider.calls or await conn.fetchval(
+                "SELECT state FROM sent_messages WHERE message_id = $1",
+                reqs[1]["message_id"]) != "SENT":
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
     task.cancel()  # the process dies: its claims stay, its liveness lock goes
     with pytest.raises(asyncio.CancelledError):
         await task
