@@ -163,6 +163,18 @@ class DeliverySubject:
             context={k: v for k, v in attributes.items() if k not in outcome_attributes},
         )
 
+    @classmethod
+    def of_receipt(cls, app_id: str, message_id: str, channel: Channel,
+                   sent: Mapping[str, Any] | None,
+                   outcome_attributes: frozenset[str] = frozenset()) -> DeliverySubject:
+        """The subject of a provider's later report (a delivery receipt, a call's end)
+        about ``message_id``: that of ``sent``, the record the sender stored for the
+        message (``from_record``), else just the message's ids."""
+        if sent is None:
+            return cls(app_id, message_id, channel)
+        return cls.from_record({**sent, "app_id": app_id, "channel": channel.value},
+                               message_id=message_id, outcome_attributes=outcome_attributes)
+
     @property
     def is_campaign(self) -> bool:
         return self.campaign_id is not None

@@ -409,13 +409,10 @@ def feedback_subject(app_id: str, feedback: Feedback,
     feedback carries (the message id)."""
     message_id = message_id_of(feedback)
     records = list(stored or ())
-    if not records:
-        return DeliverySubject(app_id, message_id, Channel.EMAIL)
     first = next((r for r in records if r.get("event_type") == EventType.EMAIL_SEND.value),
-                 records[0])
-    return DeliverySubject.from_record({**first, "app_id": app_id, "channel": "EMAIL"},
-                                       message_id=message_id,
-                                       outcome_attributes=_OUTCOME_ATTRIBUTES)
+                 records[0] if records else None)
+    return DeliverySubject.of_receipt(app_id, message_id, Channel.EMAIL, first,
+                                      _OUTCOME_ATTRIBUTES)
 
 
 def feedback_record(subject: DeliverySubject, feedback: Feedback) -> Record:

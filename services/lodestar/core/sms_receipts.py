@@ -95,12 +95,8 @@ def _receipt(app_id: str, message_id: str, stored: Sequence[Mapping[str, Any]], 
     and attributes (from its ``stored`` records) with the receipt's status."""
     sent = _sent_record(stored)
     sent_attributes = dict((sent or {}).get("attributes") or {})
-    if sent is not None:
-        subject = DeliverySubject.from_record({**sent, "app_id": app_id, "channel": "SMS"},
-                                              message_id=message_id,
-                                              outcome_attributes=_OUTCOME_ATTRIBUTES)
-    else:
-        subject = DeliverySubject(app_id, message_id, Channel.SMS)
+    subject = DeliverySubject.of_receipt(app_id, message_id, Channel.SMS, sent,
+                                         _OUTCOME_ATTRIBUTES)
     count = sent_attributes.get("number_of_message_parts") or parts or "0"
     record = sms_outcome(
         subject, now_ms,

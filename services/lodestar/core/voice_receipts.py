@@ -97,13 +97,8 @@ def receipt_record(app_id: str, message_id: str, form: Mapping[str, str],
     if ending is None:
         return None
     event_type, message = ending
-    sent = _sent_record(stored)
-    if sent is not None:
-        subject = DeliverySubject.from_record({**sent, "app_id": app_id, "channel": "VOICE"},
-                                              message_id=message_id,
-                                              outcome_attributes=_OUTCOME_ATTRIBUTES)
-    else:
-        subject = DeliverySubject(app_id, message_id, Channel.VOICE)
+    subject = DeliverySubject.of_receipt(app_id, message_id, Channel.VOICE,
+                                         _sent_record(stored), _OUTCOME_ATTRIBUTES)
     call_sid = form.get("CallSid") or ""
     duration = form.get("CallDuration") or ""
     return delivery_record(
