@@ -28,7 +28,6 @@ from lodestar.channels.sms import (
     TwilioConfig,
     TwilioProvider,
     generic_config_from_mapping,
-    json_path,
     twilio_outcome,
 )
 from lodestar.core.provider_outcome import DeliveryStatus, ProviderOutcomeKind
@@ -349,16 +348,6 @@ async def test_generic_provider_asks_for_receipts_per_message(
     assert "dlr_url" not in received[1]["json"]
     with pytest.raises(ValueError, match=r"receipt\.token"):
         generic_config_from_mapping({"url": "http://x", "receipt": {"token": "short"}})
-
-
-def test_json_path() -> None:
-    data = {"a": [{"b": 5}, {"b": "x"}], "c": {"d": None}}
-    assert json_path(data, "a.1.b") == "x"
-    assert json_path(data, "a.0.b") == "5"
-    assert json_path(data, "a.2.b") is None
-    assert json_path(data, "c.d") is None
-    assert json_path(data, "a") is None
-    assert json_path(data, None) is None
 
 
 def test_generic_config_from_its_json_form() -> None:

@@ -10,6 +10,7 @@ from lodestar.core.sms_receipts import (
     read_generic_receipt,
     receipt_record,
     receipt_rules_from_mapping,
+    value_at,
 )
 
 SENT = {"app_id": "a", "message_id": "m-1", "channel": "SMS", "event_type": "_SMS.SUCCESS",
@@ -110,3 +111,13 @@ def test_generic_receipt_rules_name_the_bad_field() -> None:
         with pytest.raises(ValueError) as caught:
             receipt_rules_from_mapping(bad)
         assert message in str(caught.value), (bad, str(caught.value))
+
+
+def test_value_at() -> None:
+    data = {"a": [{"b": 5}, {"b": "x"}], "c": {"d": None}}
+    assert value_at(data, "a.1.b") == "x"
+    assert value_at(data, "a.0.b") == "5"
+    assert value_at(data, "a.2.b") is None
+    assert value_at(data, "c.d") is None
+    assert value_at(data, "a") is None
+    assert value_at(data, None) is None

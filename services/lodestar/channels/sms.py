@@ -231,10 +231,6 @@ class GenericHttpConfig:
                              f"expected {sorted(DEFAULT_FIELDS)}")
 
 
-json_path = value_at
-"""The value at a dotted ``path`` (``a.0.b``) as a string, or None."""
-
-
 class GenericHttpProvider:
     """A JSON-over-HTTP SMS API described by ``GenericHttpConfig``."""
 
@@ -271,7 +267,7 @@ class GenericHttpProvider:
             return response
         status = response.status_code
         if status in self.config.success_statuses:
-            return accepted(status, json_path(answer_json(response), self.config.message_id_path))
+            return accepted(status, value_at(answer_json(response), self.config.message_id_path))
         text = f"HTTP {status}: {response.text[:MAX_ERROR_TEXT]}"
         if 200 <= status <= 299:
             return ProviderOutcome(_K.PERMANENT, status, f"unexpected success status; {text}")
