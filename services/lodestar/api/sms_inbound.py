@@ -384,6 +384,19 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     ]
     twiml = {"text/xml": {"schema": {"type": "string"}}}
     text = {"text/plain": {"schema": {"type": "string"}}}
+
+    def twilio_form(properties: dict[str, Any]) -> dict[str, Any]:
+        """A Twilio webhook's form body with these documented fields."""
+        return {"required": True, "content": {"application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "properties": properties,
+                       "additionalProperties": {"type": "string"}}}}}
+
+    def twilio_answers(recorded: str) -> dict[str, Any]:
+        """A signed Twilio status callback's answers."""
+        return {"204": {"description": recorded},
+                "4XX": {"description": "400: no ?m=; 403: missing or invalid "
+                                       "X-Twilio-Signature; 404: no Twilio auth token is "
+                                       "configured.", "content": text}}
     item = {"post": {
         "operationId": "TwilioInboundSms",
         "tags": ["Lodestar"],
@@ -403,14 +416,8 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             {"name": "X-Twilio-Signature", "in": "header", "required": True,
              "schema": {"type": "string"}},
         ],
-        "requestBody": {"required": True, "content": {
-            "application/x-www-form-urlencoded": {"schema": {
-                "type": "object",
-                "properties": {name: {"type": "string"} for name in (
-                    "MessageSid", "AccountSid", "From", "To", "Body")},
-                "additionalProperties": {"type": "string"},
-            }},
-        }},
+        "requestBody": twilio_form({name: {"type": "string"} for name in (
+            "MessageSid", "AccountSid", "From", "To", "Body")}),
         "responses": {
             "200": {"description": "TwiML: `<Response/>`, or `<Response><Message>help "
                                    "text</Message></Response>` for HELP.", "content": twiml},
@@ -431,20 +438,9 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "nothing. The record carries the original send's endpoint, campaign or journey."),
         "security": [],
         "parameters": callback_parameters,
-        "requestBody": {"required": True, "content": {
-            "application/x-www-form-urlencoded": {"schema": {
-                "type": "object",
-                "properties": {name: {"type": "string"} for name in (
-                    "MessageSid", "MessageStatus", "ErrorCode", "From", "To")},
-                "additionalProperties": {"type": "string"},
-            }},
-        }},
-        "responses": {
-            "204": {"description": "Recorded (or an interim status, ignored)."},
-            "4XX": {"description": "400: no ?m=; 403: missing or invalid "
-                                   "X-Twilio-Signature; 404: no Twilio auth token is "
-                                   "configured.", "content": text},
-        },
+        "requestBody": twilio_form({name: {"type": "string"} for name in (
+            "MessageSid", "MessageStatus", "ErrorCode", "From", "To")}),
+        "responses": twilio_answers("Recorded (or an interim status, ignored)."),
     }}
     call_status = {"post": {
         "operationId": "TwilioVoiceStatus",
@@ -462,25 +458,14 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "and Context; a repeated callback has the same event id."),
         "security": [],
         "parameters": callback_parameters,
-        "requestBody": {"required": True, "content": {
-            "application/x-www-form-urlencoded": {"schema": {
-                "type": "object",
-                "properties": {
-                    **{name: {"type": "string"} for name in (
-                        "CallSid", "From", "To", "CallDuration", "AnsweredBy",
-                        "SipResponseCode", "Timestamp")},
-                    "CallStatus": {"type": "string", "description": "Final: "
-                                   + ", ".join(CALL_ENDINGS) + "; others are ignored."},
-                },
-                "additionalProperties": {"type": "string"},
-            }},
-        }},
-        "responses": {
-            "204": {"description": "Recorded (or a status that is not final, ignored)."},
-            "4XX": {"description": "400: no ?m=; 403: missing or invalid "
-                                   "X-Twilio-Signature; 404: no Twilio auth token is "
-                                   "configured.", "content": text},
-        },
+        "requestBody": twilio_form({
+            **{name: {"type": "string"} for name in (
+                "CallSid", "From", "To", "CallDuration", "AnsweredBy", "SipResponseCode",
+                "Timestamp")},
+            "CallStatus": {"type": "string", "description": "Final: "
+                           + ", ".join(CALL_ENDINGS) + "; others are ignored."},
+        }),
+        "responses": twilio_answers("Recorded (or a status that is not final, ignored)."),
     }}
     generic_parameters = [
         callback_parameters[0],
