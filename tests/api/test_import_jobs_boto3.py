@@ -69,6 +69,12 @@ def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         server.server_close()
 
 
+def _numbers_csv(rows: int) -> str:
+    """A CSV import of ``rows`` SMS endpoints r0, r1, … with distinct numbers."""
+    return "Id,ChannelType,Address\n" + "".join(
+        f"r{i},SMS,+1555{i:07d}\n" for i in range(rows))
+
+
 def _wait_job(client: Any, app_id: str, job_id: str, export: bool = False,
               within: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + within
@@ -356,8 +362,7 @@ async def test_a_restarted_runner_resumes_from_the_checkpoint(
 ) -> None:
     rows = 3000
     source = tmp_path / "big.csv"
-    source.write_text("Id,ChannelType,Address\n" + "".join(
-        f"r{i},SMS,+1555{i:07d}\n" for i in range(rows)), encoding="utf-8")
+    source.write_text(_numbers_csv(rows), encoding="utf-8")
     await ensure_topics(settings)
     pool = await asyncpg.create_pool(control_dsn, min_size=1, max_size=6)
     publisher = EventPublisher(settings, AvroCodec.default())
@@ -596,8 +601,7 @@ async def test_a_resumed_http_import_checks_the_file_is_the_same(
 ) -> None:
     root, base = http_root
     rows = 2000
-    (root / "big.csv").write_text("Id,ChannelType,Address\n" + "".join(
-        f"r{i},SMS,+1555{i:07d}\n" for i in range(rows)), encoding="utf-8")
+    (root / "big.csv").write_text(_numbers_csv(rows), encoding="utf-8")
     await ensure_topics(settings)
     pool = await asyncpg.create_pool(control_dsn, min_size=1, max_size=6)
     publisher = EventPublisher(settings, AvroCodec.default())
