@@ -307,6 +307,9 @@ class _ImportRun:
         self.extra.setdefault("piece", 0)
         self.extra.setdefault("piece_records", 0)
         self.extra.setdefault("channel_counts", {})
+        # endpoints added to the segment so far; a checkpoint from before user rows
+        # existed added one per imported record
+        self.extra.setdefault("segment_size", progress.total_processed)
         self.failures = list(progress.failures)
         self.fmt = ImportFormat(job.definition["Format"])
         self.register = bool(job.definition.get("RegisterEndpoints", True))
@@ -398,7 +401,6 @@ class _ImportRun:
             addresses = [r.request["Address"] for r in rows if r.request.get("Address")]
             holders = (await read_model.holders_of_addresses(self.runner._pool, job.app_id,
                                                              addresses) if addresses else {})
-        self._segment_size()  # counted from here on (older checkpoints: one per record)
         for row in rows:
             command_id = f"import:{job.id}:{index}:{row.row}"
             if self.register:
@@ -455,11 +457,7 @@ class _ImportRun:
         """One more endpoint in the job's segment, on ``channel`` (its ChannelCounts)."""
         counts = self.extra["channel_counts"]
         counts[channel] = counts.get(channel, 0) + 1
-        self.extra["segment_size"] = self._segment_size() + 1
-
-    def _segment_size(self) -> int:
-        """Endpoints this job added so far (before user rows: one per imported record)."""
-        return int(self.extra.setdefault("segment_size", self.progress.total_processed))
+        self.extra["segment_size"] += 1
 
     async def _save(self, status: JobStatus = JobStatus.PROCESSING) -> None:
         self.progress = replace(self.progress, failures=tuple(self.failures),
@@ -475,7 +473,7 @@ class _ImportRun:
                 counts = dict(self.extra.get("base_counts", {}))
                 for channel, n in self.extra["channel_counts"].items():
                     counts[channel] = counts.get(channel, 0) + n
-                size = self.extra.get("base_size", 0) + self._segment_size()
+                size = self.extra.get("base_size", 0) + self.extra["segment_size"]
                 definition = import_definition(job.definition, size, counts)
                 if segment.definition != definition:
                     updated = await segments.replace_definition(job.app_id, segment.id,

@@ -53,8 +53,9 @@ class PushPayload:
     channel_type: str
     address: str
     notification: PushNotification
-    adm: AdmOptions | None = None
-    """ADM's own fields (ConsolidationKey, ExpiresAfter, MD5, IconReference); ADM only."""
+    options: AdmOptions | None = None
+    """The ADMMessage / BaiduMessage fields other providers lack (ConsolidationKey,
+    ExpiresAfter, MD5, IconReference); ADM and Baidu only."""
 
 
 class PushPlugin:
@@ -121,9 +122,9 @@ class PushPlugin:
         if payload.provider is PushProvider.WEBPUSH and self.webpush is not None:
             return await self.webpush.send(payload.notification, payload.address)
         if payload.provider is PushProvider.ADM and self.adm is not None:
-            return await self.adm.send(payload.notification, payload.address, payload.adm)
+            return await self.adm.send(payload.notification, payload.address, payload.options)
         if payload.provider is PushProvider.BAIDU and self.baidu is not None:
-            icon = payload.adm.icon_reference if payload.adm is not None else None
+            icon = payload.options.icon_reference if payload.options is not None else None
             return await self.baidu.send(payload.notification, payload.address, icon)
         return ProviderOutcome(ProviderOutcomeKind.PERMANENT, None,
                                f"{payload.provider.value} is not configured")
