@@ -292,7 +292,7 @@ async def _wait_done(
             if not worker.alive():
                 raise BenchError(f"{variant}: the worker exited:\n{worker.log_tail()}")
             now = time.time()
-            count = await committed(admin, worker_id, topic)
+            count = await committed(admin, f"{worker_id}-profiles", topic)
             if count and first_at is None:
                 first_at, first_count = now, count
                 cpu.mark()

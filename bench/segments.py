@@ -634,7 +634,7 @@ async def _wait_done(
             if not worker.alive():
                 raise BenchError(f"{variant}: the worker exited:\n{worker.log_tail()}")
             now = time.time()
-            count = await committed(admin, worker_id, topic)
+            count = await committed(admin, f"{worker_id}-profiles", topic)
             if count and first_at is None:
                 first_at, first_count = now, count
                 cpu.mark()
@@ -718,7 +718,7 @@ async def measure_latency(
             last_sent = time.time()
             await producer.flush()
             end = await end_offsets(settings, events_topic, partitions)
-            lag = end - await committed(admin, worker_id, events_topic)
+            lag = end - await committed(admin, f"{worker_id}-profiles", events_topic)
             report(f"latency: all {len(live):,} sent in {last_sent - started:.1f} s "
                    f"({len(live) / (last_sent - started):,.0f}/s); worker lag {lag:,} events "
                    "(committed offsets)")
@@ -726,7 +726,7 @@ async def measure_latency(
             behind = lag
             drained: float | None = None
             while worker.alive() and time.monotonic() < deadline:
-                behind = end - await committed(admin, worker_id, events_topic)
+                behind = end - await committed(admin, f"{worker_id}-profiles", events_topic)
                 if behind <= 0:
                     drained = time.time() - last_sent
                     break

@@ -42,7 +42,7 @@ def _default_data_dir() -> str:
 SETTINGS: tuple[Setting, ...] = (
     Setting("LODESTAR_DATA_DIR", "~/.local/share/lodestar",
             "Where local state lives: Kafka log dirs, PostgreSQL cluster, embedded "
-            "ClickHouse, Faust RocksDB tables."),
+            "ClickHouse, the engine's RocksDB stores."),
     Setting("LODESTAR_KAFKA_PORT", "9092",
             "Port of the local stack's broker; LODESTAR_KAFKA_BOOTSTRAP's default follows it."),
     Setting("LODESTAR_POSTGRES_PORT", "5433",
@@ -62,7 +62,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LODESTAR_API_HOST", "127.0.0.1", "Address the HTTP API listens on."),
     Setting("LODESTAR_API_PORT", "8080", "Port of the HTTP API."),
     Setting("LODESTAR_WORKER_ID", "lodestar-engine",
-            "Faust application id: the consumer group of the engine workers."),
+            "Engine id: names the workers' consumer groups (<id>-profiles, the Faust app <id>) "
+            "and changelog topics; workers sharing it share the work."),
     Setting("LODESTAR_WORKER_WEB_HOST", "127.0.0.1",
             "Address the worker's web server listens on (0.0.0.0 in containers)."),
     Setting("LODESTAR_WORKER_WEB_PORT", "6066",

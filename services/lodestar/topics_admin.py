@@ -8,7 +8,7 @@ broker's partition count, so every process that produces or consumes calls
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -26,8 +26,12 @@ def all_topic_names(settings: Settings) -> list[str]:
     return names
 
 
-async def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> list[str]:
-    """Create the missing topics among ``names`` (default: all); return those created."""
+async def ensure_topics(
+    settings: Settings, names: Iterable[str] | None = None, compacted: Collection[str] = ()
+) -> list[str]:
+    """Create the missing topics among ``names`` (default: all); return those created.
+
+    ``lodestar.control`` and the topics named in ``compacted`` are compacted."""
     wanted = list(names) if names is not None else all_topic_names(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
@@ -36,7 +40,7 @@ async def ensure_topics(settings: Settings, names: Iterable[str] | None = None) 
         missing = [n for n in wanted if n not in existing]
         if not missing:
             return []
-        compacted = {settings.topic(Topic.CONTROL)}
+        compacted = {settings.topic(Topic.CONTROL), *compacted}
         new = [
             NewTopic(
                 name=n,

@@ -26,7 +26,9 @@ from lodestar.engine.backfill_progress import BackfillProgress
 from lodestar.engine.membership_projection_service import (
     segment_membership_projection_service,
 )
-from lodestar.engine.profile_agent import ProfileAgent
+from lodestar.engine.profile_agent import ProfileAgent, partition_of
+from lodestar.engine.profile_consumer import ProfileConsumer, profile_consumer_service
+from lodestar.engine.profile_store import ProfileStore
 from lodestar.engine.projection_service import endpoint_projection_service
 from lodestar.engine.segment_catalogs import SegmentCatalogs, segment_catalog_service
 from lodestar.engine.table_store import STORE_URL
@@ -41,7 +43,7 @@ class Engine:
     """The Faust app and the handles tests and the CLI need."""
 
     app: faust.App
-    endpoint_profiles: faust.Table
+    endpoint_profiles: ProfileStore
     user_endpoints: faust.Table
     analytics: AnalyticsRuntime
     segments: SegmentCatalogs
@@ -79,12 +81,6 @@ def build_engine(
         web_port=settings.worker_web_port,
         table_cleanup_interval=60.0,
     )
-    table = app.Table(
-        "endpoint-profiles",
-        partitions=settings.partitions,
-        key_type=str,
-        help="Per <app id>/<endpoint id>: the endpoint's profile (EndpointState.to_dict()).",
-    )
 
     async def send(topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
         await app.producer.send_and_wait(topic, key, value, None, None, list(headers))
@@ -93,8 +89,11 @@ def build_engine(
     catalogs = SegmentCatalogs()
     app.service(segment_catalog_service(settings, codec, catalogs))
     progress = BackfillProgress(settings)
-    profiles = ProfileAgent(app, settings, table, codec, dead_letters, catalogs, progress)
-    profiles.register()
+    store = ProfileStore(datadir / "endpoint-profiles",
+                         lambda endpoint_id: partition_of(endpoint_id, settings.partitions))
+    profiles = ProfileAgent(settings, store, codec, catalogs, progress)
+    app.service(profile_consumer_service(
+        ProfileConsumer(settings, codec, profiles, store, catalogs)))
     users = app.Table(
         "user-endpoints",
         partitions=settings.partitions,
@@ -111,9 +110,9 @@ def build_engine(
         for sink_service in analytics_sink_services(settings, codec, runtime):
             app.service(sink_service)
         app.service(erasure_service(settings, codec, runtime))
-    web = create_worker_web(runtime, table, users)
+    web = create_worker_web(runtime, store, users)
     serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
-    return Engine(app=app, endpoint_profiles=table, user_endpoints=users, analytics=runtime,
+    return Engine(app=app, endpoint_profiles=store, user_endpoints=users, analytics=runtime,
                   segments=catalogs, profiles=profiles)
 
 

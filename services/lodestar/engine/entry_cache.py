@@ -1,15 +1,16 @@
 """The profile agent's decoded ``endpoint-profiles`` entries, kept between batches.
 
-Reading an entry from the table costs a RocksDB read, a JSON decode and
+Reading an entry from the store costs a RocksDB read, a JSON decode and
 ``read_entry`` (the state and its memberships rebuilt from dicts) — more than
 evaluating most endpoints' segments. The agent is the only writer of the
-table's partitions it owns, so what it wrote last is what the table holds:
-after a batch's writes it keeps the decoded ``(state, memberships)`` of each
-key here and reads them back instead of the table.
+partitions it owns, so what it wrote last is what the store holds: after a
+batch's writes it keeps the decoded ``(state, memberships)`` of each key here
+and reads them back instead of the store.
 
-That holds only while the partitions stay with this worker: every rebalance
-(``faust.App.rebalancing_count`` changes) empties the cache, since a partition
-that left and came back may have been written by another worker meanwhile.
+That holds only while the partitions stay with this worker: a rebalance that
+takes partitions away (the agent's ``generation`` changes) empties the cache,
+since a partition that left and came back may have been written by another
+worker meanwhile.
 At most ``limit`` entries are kept, the least recently used are dropped first:
 an entry with ≈ 200 memberships and 300 due times takes ≈ 60 KB
 (``bench/segment_eval.py``'s endpoints), so the default bounds the cache to
@@ -33,7 +34,7 @@ class EntryCache:
         self._entries: dict[str, Entry] = {}
 
     def check(self, generation: int) -> None:
-        """Empty the cache when ``generation`` (the app's rebalance count) has changed."""
+        """Empty the cache when ``generation`` (the agent's rebalance count) has changed."""
         if generation != self.generation:
             self._entries.clear()
             self.generation = generation

@@ -1,37 +1,37 @@
-"""Agent: keep every endpoint's profile and segment memberships from ``events``
-and ``endpoint-commands``.
+"""The profile agent: keep every endpoint's profile and segment memberships from
+``events`` and ``endpoint-commands``.
 
-Thin adapter around ``core.profile_inputs`` and ``core.segment_membership``:
-take a batch from both (co-partitioned) topics, decode it (what does not
-decode goes to the DLQ), group it by partition and by endpoint, fold each
-endpoint's inputs once, re-evaluate the segments that read what changed,
-write its table entry once, dead-letter refused inputs, and publish the
-resulting ``EndpointChange`` records on ``lodestar.endpoints`` and
-``SegmentMembershipChange`` records on ``lodestar.segment-membership`` (both
-keyed by endpoint id, so the changes of one endpoint stay in order).
+Thin adapter around ``core.profile_inputs`` and ``core.segment_membership``; the
+consumer loop (``engine.profile_consumer``) hands it batches of records from both
+(co-partitioned) topics. ``process`` decodes a batch (what does not decode goes to
+the DLQ), groups it by partition and by endpoint, folds each endpoint's inputs
+once, re-evaluates the segments that read what changed, dead-letters refused
+inputs, publishes the resulting ``EndpointChange`` records on ``lodestar.endpoints``
+and ``SegmentMembershipChange`` records on ``lodestar.segment-membership`` (both
+keyed by endpoint id and sent to the partition the endpoint's inputs came from, so
+the changes of one endpoint stay in order) together with each changed endpoint's
+entry on the ``endpoint-profiles`` changelog, and, once all of them are
+acknowledged, writes the entries into the partition's store
+(``engine.profile_store``).
 
 TICK commands (the engine's clock, sent about once a second to every owned
 partition, and again at once while work remains) re-check the partition's
 endpoints whose time-based segment conditions are due and advance segment
 backfills by one chunk, recording progress in PostgreSQL.
 
-The ``endpoint-profiles`` table is keyed ``<app id>/<endpoint id>`` and holds
-``core.endpoint_entry.entry(state, memberships)``; the entries this worker wrote
-last are also kept decoded (``engine.entry_cache``). When the catalogs are
-loaded the agent tunes the garbage collector (``lodestar.gc_tuning``).
+Entries are ``core.endpoint_entry.entry(state, memberships)`` under
+``<app id>/<endpoint id>``; the entries this worker wrote last are also kept
+decoded (``engine.entry_cache``).
 """
-
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import faust
 from aiokafka.partitioner import murmur2
-from faust.types import EventT
 
 from lodestar.contracts.codec import AvroCodec, ContractError
 from lodestar.core.dead_letters import DeadLetter, DlqReason
@@ -59,17 +59,18 @@ from lodestar.core.user_index import attributes_change, membership_changes, user
 from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
 from lodestar.engine.backfill_progress import BackfillProgress
 from lodestar.engine.entry_cache import Entry, EntryCache
-from lodestar.engine.event_context import as_current
+from lodestar.engine.profile_store import (
+    CHANGELOG_SUFFIX,
+    ProfileStore,
+    decode_value,
+    encode_value,
+)
 from lodestar.engine.segment_catalogs import SegmentCatalogs
 from lodestar.engine.segment_work import BackfillJob, Backfills, DueIndex
-from lodestar.gc_tuning import tune_collector
 from lodestar.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 2000
-BATCH_WITHIN_SECONDS = 0.05
-TICK_SECONDS = 1.0
 DUE_PER_TICK = 5000
 BACKFILL_CHUNK = 2000
 
@@ -79,25 +80,44 @@ def partition_of(endpoint_id: str, partitions: int) -> int:
     return (murmur2(endpoint_id.encode()) & 0x7FFFFFFF) % partitions
 
 
+class Record(Protocol):
+    """What the agent reads of a consumed Kafka record (aiokafka's ``ConsumerRecord``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+    headers: Sequence[tuple[str, bytes]]
+
+
+class Producer(Protocol):
+    """The part of ``aiokafka.AIOKafkaProducer`` the agent uses."""
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None, timestamp_ms: int | None = None,
+                   headers: Any = None) -> Any: ...
+
+
 @dataclass
 class PartitionWork:
     """One partition's share of a batch, decoded."""
 
-    last_event: EventT
     per_endpoint: dict[str, list[ProfileInput]] = field(default_factory=dict)
     app_wide: list[ProfileInput] = field(default_factory=list)
-    sources: dict[int, EventT] = field(default_factory=dict)  # id(input) -> Faust event
-    tick: EventT | None = None
+    sources: dict[int, Record] = field(default_factory=dict)  # id(input) -> record
+    tick: bool = False
 
 
 @dataclass
 class Outbox:
-    """What a batch publishes, in order, and the table writes that follow the acks.
+    """What a batch publishes, in order, and the store writes that follow the acks.
 
-    Table writes wait until every output is acknowledged: a crash in between
-    leaves the table (and its changelog) before the batch, so the replayed
-    batch publishes its outputs again — at least once, never lost. Reads within
-    the batch see the pending writes (``get``).
+    Store writes wait until every output (and the changelog record of every write)
+    is acknowledged: a crash in between leaves the store before the batch, so the
+    replayed batch publishes its outputs again — at least once, never lost. Reads
+    within the batch see the pending writes (``decoded``).
     """
 
     changes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
@@ -106,10 +126,10 @@ class Outbox:
     user_index: list[dict[str, Any]] = field(default_factory=list)
     memberships: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     """(partition, SegmentMembershipChange), like ``changes``."""
-    writes: dict[int, dict[str, dict[str, Any] | None]] = field(default_factory=dict)
+    writes: dict[int, dict[str, bytes | None]] = field(default_factory=dict)
+    """Per partition: the encoded entries to write (None: delete), by key."""
     decoded: dict[str, Entry | None] = field(default_factory=dict)
     """The pending writes as ``(state, memberships)`` (None: deleted), by key."""
-    contexts: dict[int, EventT] = field(default_factory=dict)
     blanks: dict[tuple[int, int], tuple[EndpointState, EndpointMemberships]] = field(
         default_factory=dict)
 
@@ -127,118 +147,111 @@ class Outbox:
 
         return get
 
-    def put(self, context: EventT, key: str, state: EndpointState | None,
+    def put(self, partition: int, key: str, state: EndpointState | None,
             memberships: EndpointMemberships | None = None) -> None:
         """Write ``entry(state, memberships)`` (``state`` None: delete) under ``key`` in
-        ``context``'s partition."""
-        partition = context.message.partition
-        self.contexts[partition] = context
+        ``partition``."""
         self.writes.setdefault(partition, {})[key] = (
-            None if state is None else entry(state, memberships))
+            None if state is None else encode_value(entry(state, memberships)))
         self.decoded[key] = None if state is None else (state, memberships)
 
 
 class ProfileAgent:
-    """Holds what the agent needs; ``register`` attaches it to the Faust app."""
+    """The batch logic; ``engine.profile_consumer`` feeds it and sets ``producer``,
+    ``dead_letters`` and ``generation`` (bumped when partitions leave)."""
 
     def __init__(
         self,
-        app: faust.App,
         settings: Settings,
-        table: faust.Table,
+        store: ProfileStore,
         codec: AvroCodec,
-        dead_letters: DeadLetterPublisher,
         catalogs: SegmentCatalogs,
         progress: BackfillProgress,
     ) -> None:
-        self.app = app
-        self.table = table
+        self.store = store
         self.codec = codec
-        self.dead_letters = dead_letters
         self.catalogs = catalogs
         self.progress = progress
+        self.producer: Producer | None = None
+        self.dead_letters: DeadLetterPublisher | None = None
+        self.generation = 0
         self.worker_id = settings.worker_id
         self.partitions = settings.partitions
         self.events_topic = settings.topic(Topic.EVENTS)
         self.commands_topic = settings.topic(Topic.ENDPOINT_COMMANDS)
-        self.commands_headers = codec.headers(Topic.ENDPOINT_COMMANDS)
+        self.commands_headers = list(codec.headers(Topic.ENDPOINT_COMMANDS))
         self.changes_topic = settings.topic(Topic.ENDPOINTS)
-        self.change_headers = codec.headers(Topic.ENDPOINTS)
+        self.change_headers = list(codec.headers(Topic.ENDPOINTS))
         self.user_index_topic = settings.topic(Topic.USER_INDEX)
-        self.user_index_headers = codec.headers(Topic.USER_INDEX)
+        self.user_index_headers = list(codec.headers(Topic.USER_INDEX))
         self.membership_topic = settings.topic(Topic.SEGMENT_MEMBERSHIP)
-        self.membership_headers = codec.headers(Topic.SEGMENT_MEMBERSHIP)
+        self.membership_headers = list(codec.headers(Topic.SEGMENT_MEMBERSHIP))
+        self.changelog_topic = changelog_topic(settings)
         self.due_index = DueIndex()
         self.entries = EntryCache()
         self.backfills = Backfills()
         self.planned: set[int] = set()
-        self.owned: set[int] = set()
         self.changed_segments: dict[str, dict[str, int]] = {}  # app → segment → version
         catalogs.listeners.append(self._segments_changed)
 
-    def register(self) -> Any:
-        source = self.app.topic(
-            self.events_topic, self.commands_topic, key_serializer="raw", value_serializer="raw"
-        )
-        self.app.timer(TICK_SECONDS, name="segment-ticks")(self._tick_owned)
-        return self.app.agent(source, name="endpoint-profiles")(self._run)
+    def forget(self, partitions: set[int]) -> None:
+        """``partitions`` left this worker: drop their due times, backfills and plans."""
+        self.entries.clear()
+        for lost in partitions:
+            self.planned.discard(lost)
+            self.due_index.drop(lost)
+            self.backfills.drop(lost)
 
-    async def _run(self, stream: AsyncIterable[Any]) -> None:
-        await self.catalogs.ready.wait()
-        tune_collector()  # the start-up heap is in place: keep full collections off it
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
-            await self.process(events)
-
-    async def process(self, events: Sequence[EventT]) -> None:
-        """Apply one batch: decode, fold per endpoint, evaluate segments, write,
-        dead-letter, run ticks, publish."""
+    async def process(self, records: Sequence[Record]) -> None:
+        """Apply one batch: decode, fold per endpoint, evaluate segments, run ticks,
+        dead-letter, publish, write the store."""
         now_ms = int(time.time() * 1000)
-        self.entries.check(self.app.rebalancing_count)
-        work = await self._decode(events)
+        self.entries.check(self.generation)
+        work = await self._decode(records)
         for partition in work:
-            if partition not in self.planned:  # before its first fold: a fresh table
+            if partition not in self.planned:  # before its first fold: a fresh store
                 await self._plan(partition)    # has nothing to backfill
         out = Outbox()
-        refused: list[tuple[EventT, str]] = []
+        refused: list[tuple[Record, str]] = []
         for partition, part in work.items():
-            with as_current(part.last_event):
-                for key, inputs in part.per_endpoint.items():
-                    self._fold(partition, key, inputs, now_ms, part, refused, out)
-                for command in part.app_wide:
-                    self._remove_attributes(partition, part.last_event, command, now_ms, out)
+            for key, inputs in part.per_endpoint.items():
+                self._fold(partition, key, inputs, now_ms, part, refused, out)
+            for command in part.app_wide:
+                self._remove_attributes(partition, command, now_ms, out)
         again: list[int] = []
         for partition, part in work.items():
-            if part.tick is not None:
-                with as_current(part.tick):
-                    if await self._tick(partition, part.tick, now_ms, out):
-                        again.append(partition)
-        for event, reason in refused:
+            if part.tick and await self._tick(partition, now_ms, out):
+                again.append(partition)
+        assert self.dead_letters is not None
+        for record, reason in refused:
             letter = DeadLetter(DlqReason.VALIDATION_ERROR, reason)
-            topic = _logical(event, self.events_topic)
-            await self.dead_letters.publish(topic, SourceRecord.of(event.message), letter)
-        await self._publish(out)
-        self._write(out)
+            topic = _logical(record, self.events_topic)
+            await self.dead_letters.publish(topic, SourceRecord.of(record), letter)
+        offsets = await self._publish(out)
+        self._write(out, offsets)
         for partition in again:
-            await self._send_tick(partition, now_ms)
+            await self.send_tick(partition, now_ms)
 
-    async def _decode(self, events: Sequence[EventT]) -> dict[int, PartitionWork]:
+    async def _decode(self, records: Sequence[Record]) -> dict[int, PartitionWork]:
         work: dict[int, PartitionWork] = {}
-        for event in events:
-            topic = _logical(event, self.events_topic)
+        assert self.dead_letters is not None
+        for record in records:
+            topic = _logical(record, self.events_topic)
             try:
-                record = self.codec.decode(topic, event.message.value)
+                value = self.codec.decode(topic, record.value)  # type: ignore[arg-type]
             except ContractError as exc:
                 letter = DeadLetter(DlqReason.DECODE_ERROR, str(exc))
-                await self.dead_letters.publish(topic, SourceRecord.of(event.message), letter)
+                await self.dead_letters.publish(topic, SourceRecord.of(record), letter)
                 continue
-            part = work.setdefault(event.message.partition, PartitionWork(event))
-            part.last_event = event
-            if topic is Topic.ENDPOINT_COMMANDS and record["kind"] == CommandKind.TICK.value:
-                part.tick = event
+            part = work.get(record.partition)
+            if part is None:
+                part = work[record.partition] = PartitionWork()
+            if topic is Topic.ENDPOINT_COMMANDS and value["kind"] == CommandKind.TICK.value:
+                part.tick = True
                 continue
             kind = InputKind.EVENT if topic is Topic.EVENTS else InputKind.COMMAND
-            item = ProfileInput(kind, record, event.message.offset)
-            part.sources[id(item)] = event
+            item = ProfileInput(kind, value, record.offset)
+            part.sources[id(item)] = record
             key = input_key(item)
             if key is None:
                 part.app_wide.append(item)
@@ -253,7 +266,7 @@ class ProfileAgent:
         inputs: list[ProfileInput],
         now_ms: int,
         part: PartitionWork,
-        refused: list[tuple[EventT, str]],
+        refused: list[tuple[Record, str]],
         out: Outbox,
     ) -> None:
         first = inputs[0].record
@@ -274,7 +287,7 @@ class ProfileAgent:
             memberships = self._note(partition, key, result.state or state, outcome, now_ms,
                                      out, result.triggers, _last_event_id(inputs))
         if result.dirty or outcome is not None:
-            out.put(part.last_event, key, result.state, memberships)
+            out.put(partition, key, result.state, memberships)
         refused += [(part.sources[id(item)], reason) for item, reason in result.refused]
         out.changes += [(partition, change) for change in result.changes]
 
@@ -313,15 +326,11 @@ class ProfileAgent:
         ]
 
     def _remove_attributes(
-        self, partition: int, context: EventT, command: ProfileInput, now_ms: int, out: Outbox
+        self, partition: int, command: ProfileInput, now_ms: int, out: Outbox
     ) -> None:
-        """RemoveAttributes over this partition's endpoints of the app (a table scan)."""
-        keys = {*self.table.keys(), *out.writes.get(partition, {})}
-        mine = {
-            key: self._read(key, out)
-            for key in sorted(keys)
-            if partition_of(key.split("/", 1)[1], self.partitions) == partition
-        }
+        """RemoveAttributes over this partition's endpoints of the app (a store scan)."""
+        keys = {*self.store.keys_of(partition), *out.writes.get(partition, {})}
+        mine = {key: self._read(key, out) for key in sorted(keys)}
         states = [(key, state) for key, (state, _) in mine.items() if state is not None]
         segments = self.catalogs.get(command.record["app_id"])
         for key, change in remove_attributes_everywhere(states, command.record, now_ms):
@@ -332,7 +341,7 @@ class ProfileAgent:
             if outcome is not None:
                 memberships = self._note(partition, key, change.state, outcome, now_ms, out,
                                          ("REMOVE_ATTRIBUTES",))
-            out.put(context, key, change.state, memberships)
+            out.put(partition, key, change.state, memberships)
             out.changes.append((partition, change.change_record(now_ms, "REMOVE_ATTRIBUTES")))
 
     # --- segment clock and backfills -------------------------------------------------
@@ -353,42 +362,23 @@ class ProfileAgent:
         self.changed_segments.clear()
 
     def _keys_of(self, app_id: str) -> dict[int, list[str]]:
-        """The table's keys of ``app_id`` by partition."""
+        """The stored keys of ``app_id`` by (planned) partition."""
         prefix = app_id + "/"
-        out: dict[int, list[str]] = {}
-        for key in list(self.table.keys()):
-            if key.startswith(prefix):
-                out.setdefault(partition_of(key[len(prefix):], self.partitions), []).append(key)
-        return out
-
-    def _owned_partitions(self) -> set[int]:
         return {
-            tp.partition for tp in self.app.assignor.assigned_actives()
-            if tp.topic == self.commands_topic
+            partition: [key for key in self.store.keys_of(partition) if key.startswith(prefix)]
+            for partition in self.planned
         }
 
-    async def _tick_owned(self) -> None:
-        """Timer: a TICK to every partition this worker owns; forget lost partitions."""
-        owned = self._owned_partitions()
-        if self.owned - owned:
-            self.entries.clear()
-        for lost in self.owned - owned:
-            self.planned.discard(lost)
-            self.due_index.drop(lost)
-            self.backfills.drop(lost)
-        self.owned = owned
-        now_ms = int(time.time() * 1000)
-        for partition in sorted(owned):
-            await self._send_tick(partition, now_ms)
-
-    async def _send_tick(self, partition: int, now_ms: int) -> None:
+    async def send_tick(self, partition: int, now_ms: int) -> None:
+        """Queue a TICK command to ``partition`` (not awaited: ticks may be lost)."""
+        assert self.producer is not None
         command = tick_command(f"tick-{self.worker_id}-{partition}-{now_ms}", now_ms)
-        await self.app.producer.send(
-            self.commands_topic, None, self.codec.encode(Topic.ENDPOINT_COMMANDS, command),
+        await self.producer.send(
+            self.commands_topic, self.codec.encode(Topic.ENDPOINT_COMMANDS, command), None,
             partition, None, self.commands_headers,
         )
 
-    async def _tick(self, partition: int, context: EventT, now_ms: int, out: Outbox) -> bool:
+    async def _tick(self, partition: int, now_ms: int, out: Outbox) -> bool:
         """Due re-checks and one backfill chunk for ``partition``; whether work remains."""
         if partition not in self.planned:
             await self._plan(partition)
@@ -404,16 +394,16 @@ class ProfileAgent:
                 continue
             assert state is not None and memberships is not None
             catalog = self.catalogs.get(state.application_id).catalog
-            self._store(context, key, state, memberships,
+            self._store(partition, key, state, memberships,
                         due(catalog, memberships, state, now_ms), now_ms, out)
         job = self.backfills.current(partition)
         if job is not None:
-            await self._backfill_chunk(partition, context, job, now_ms, out)
+            await self._backfill_chunk(partition, job, now_ms, out)
         return self.backfills.pending(partition) or self.due_index.has_due(partition, now_ms)
 
     def _store(
         self,
-        context: EventT,
+        partition: int,
         key: str,
         state: EndpointState,
         before: EndpointMemberships | None,
@@ -421,12 +411,12 @@ class ProfileAgent:
         now_ms: int,
         out: Outbox,
     ) -> None:
-        memberships = self._note(context.message.partition, key, state, outcome, now_ms, out)
+        memberships = self._note(partition, key, state, outcome, now_ms, out)
         if memberships != before:
-            out.put(context, key, state, memberships)
+            out.put(partition, key, state, memberships)
 
     async def _backfill_chunk(
-        self, partition: int, context: EventT, job: BackfillJob, now_ms: int, out: Outbox
+        self, partition: int, job: BackfillJob, now_ms: int, out: Outbox
     ) -> None:
         if job.position == 0:
             log.info("backfill of %d segment(s) in app %s on partition %d: %d endpoint(s)",
@@ -438,100 +428,100 @@ class ProfileAgent:
             if state is None:
                 continue
             outcome = backfill(catalog, memberships, state, now_ms, job.segments)
-            self._store(context, key, state, memberships, outcome, now_ms, out)
+            self._store(partition, key, state, memberships, outcome, now_ms, out)
         job.position += len(chunk)
         await self.progress.record(job, partition)
         if job.finished:
             self.backfills.done(partition)
 
     async def _plan(self, partition: int) -> None:
-        """Newly owned partitions (``partition`` and any other owned one not planned yet,
-        in one pass over the table): index their due times, queue their unfinished
-        backfills."""
+        """A newly owned partition: index its due times, queue its unfinished backfills
+        (one pass over its store)."""
         started = time.monotonic()
-        targets = {partition} | (self._owned_partitions() - self.planned)
-        keys: dict[tuple[int, str], list[str]] = {}
-        for key, raw in list(self.table.items()):
-            app_id, endpoint_id = key.split("/", 1)
-            owner = partition_of(endpoint_id, self.partitions)
-            if owner in targets:
-                self.due_index.add(owner, next_due_ms(raw), key)
-                keys.setdefault((owner, app_id), []).append(key)
-        for target in sorted(targets):
-            finished = await self.progress.finished(target)
-            for app_id, segments in list(self.catalogs.apps.items()):
-                todo = {
-                    sid: version for sid, (version, _) in segments.definitions.items()
-                    if (app_id, sid, version) not in finished
-                }
-                if todo:
-                    self.backfills.add(target, app_id, todo, keys.get((target, app_id), []))
-            self.planned.add(target)
-        log.info("partition(s) %s planned in %.2f s: %d due entries, backfills %s",
-                 sorted(targets), time.monotonic() - started,
-                 sum(self.due_index.size(t) for t in targets),
-                 "queued" if any(self.backfills.pending(t) for t in targets) else "none")
+        keys: dict[str, list[str]] = {}
+        for key, raw in self.store.items_of(partition):
+            self.due_index.add(partition, next_due_ms(raw), key)
+            keys.setdefault(key.split("/", 1)[0], []).append(key)
+        finished = await self.progress.finished(partition)
+        for app_id, segments in list(self.catalogs.apps.items()):
+            todo = {
+                sid: version for sid, (version, _) in segments.definitions.items()
+                if (app_id, sid, version) not in finished
+            }
+            if todo:
+                self.backfills.add(partition, app_id, todo, keys.get(app_id, []))
+        self.planned.add(partition)
+        log.info("partition %d planned in %.2f s: %d due entries, backfills %s",
+                 partition, time.monotonic() - started, self.due_index.size(partition),
+                 "queued" if self.backfills.pending(partition) else "none")
 
     def _read(
         self, key: str, out: Outbox
     ) -> tuple[EndpointState | None, EndpointMemberships | None]:
         """The state and memberships of ``key`` as this batch left them so far: its
-        pending write, else what this worker last wrote (``entries``), else the table."""
+        pending write, else what this worker last wrote (``entries``), else the store."""
         if key in out.decoded:
             held = out.decoded[key]
             return (None, None) if held is None else held
         cached = self.entries.get(key)
         if cached is not None:
             return cached
-        state, memberships = read_entry(self.table.get(key))
+        raw = self.store.raw(key)
+        state, memberships = read_entry(None if raw is None else decode_value(raw))
         if state is not None:
             self.entries.put(key, (state, memberships))
         return state, memberships
 
-    def _write(self, out: Outbox) -> None:
-        """Apply the batch's table writes, each in its partition (after the acks), and
-        keep them decoded unless a rebalance began meanwhile."""
+    def _write(self, out: Outbox, offsets: dict[int, int]) -> None:
+        """Apply the batch's store writes, each partition's with the changelog offset
+        its records reached (after the acks), and keep them decoded unless a rebalance
+        began meanwhile."""
         for partition, writes in out.writes.items():
-            with as_current(out.contexts[partition]):
-                for key, value in writes.items():
-                    if value is None:
-                        self.table.pop(key, None)
-                    else:
-                        self.table[key] = value
-        if self.app.rebalancing_count == self.entries.generation:
+            self.store.apply(partition, writes, offsets[partition])
+        if self.generation == self.entries.generation:
             for key, held in out.decoded.items():
                 self.entries.put(key, held)
         else:
             self.entries.clear()
 
-    async def _publish(self, out: Outbox) -> None:
-        """Send the batch's endpoint, user-index and membership changes; wait for the acks.
+    async def _publish(self, out: Outbox) -> dict[int, int]:
+        """Send the batch's endpoint, user-index and membership changes and its changelog
+        records; wait for the acks; the last changelog offset of each written partition.
 
         Records keyed by endpoint id go to the partition the endpoint's inputs came from
         (every topic has ``LODESTAR_PARTITIONS`` partitions, so that is the partition of
         the key; no hash per record). The acks are awaited in order, each one that is
         already done without suspending (cheaper than ``asyncio.gather``'s callback per
         future); the first failure raises, as gather's would."""
-        send = self.app.producer.send
+        assert self.producer is not None
+        send = self.producer.send
         futures = [
-            await send(self.changes_topic, change["endpoint_id"].encode(),
-                       self.codec.encode(Topic.ENDPOINTS, change), partition, None,
-                       self.change_headers)
+            await send(self.changes_topic, self.codec.encode(Topic.ENDPOINTS, change),
+                       change["endpoint_id"].encode(), partition, None, self.change_headers)
             for partition, change in out.changes
         ] + [
-            await send(self.user_index_topic,
-                       user_key(change["app_id"], change["user_id"]).encode(),
-                       self.codec.encode(Topic.USER_INDEX, change), None, None,
+            await send(self.user_index_topic, self.codec.encode(Topic.USER_INDEX, change),
+                       user_key(change["app_id"], change["user_id"]).encode(), None, None,
                        self.user_index_headers)
             for change in out.user_index
         ] + [
-            await send(self.membership_topic, change["endpoint_id"].encode(),
-                       self.codec.encode(Topic.SEGMENT_MEMBERSHIP, change), partition, None,
-                       self.membership_headers)
+            await send(self.membership_topic, self.codec.encode(Topic.SEGMENT_MEMBERSHIP, change),
+                       change["endpoint_id"].encode(), partition, None, self.membership_headers)
             for partition, change in out.memberships
         ]  # fmt: skip
+        last: dict[int, Any] = {}
+        for partition, writes in out.writes.items():
+            for key, value in writes.items():
+                last[partition] = await send(self.changelog_topic, value, key.encode(), partition)
+                futures.append(last[partition])
         for future in futures:
             await future
+        return {partition: future.result().offset for partition, future in last.items()}
+
+
+def changelog_topic(settings: Settings) -> str:
+    """The ``endpoint-profiles`` changelog topic: ``<worker id>-endpoint-profiles-changelog``."""
+    return f"{settings.worker_id}-{CHANGELOG_SUFFIX}"
 
 
 def _last_event_id(inputs: Sequence[ProfileInput]) -> str | None:
@@ -545,5 +535,5 @@ def _user_id(state: EndpointState | None) -> str | None:
     return None if state is None or state.user is None else state.user.user_id
 
 
-def _logical(event: EventT, events_topic: str) -> Topic:
-    return Topic.EVENTS if event.message.topic == events_topic else Topic.ENDPOINT_COMMANDS
+def _logical(record: Record, events_topic: str) -> Topic:
+    return Topic.EVENTS if record.topic == events_topic else Topic.ENDPOINT_COMMANDS
