@@ -29,9 +29,9 @@ What runs:
    records on ``<prefix>.control`` (``segments`` only), ``--events`` prefilled
    events, and one ``python -m lodestar worker --without-analytics``.
    Done = the worker's group committed the end of every events partition.
-   Time = the ``endpoint-profiles`` changelog window (first to last table
-   write), as in ``profile_updates.py``; a commit-based rate is printed beside
-   it. Membership changes published = records on ``<prefix>.segment-membership``
+   Time = first to last EndpointChange record published on ``<prefix>.endpoints``,
+   as in ``profile_updates.py``; a commit-based rate is printed beside it.
+   Membership changes published = records on ``<prefix>.segment-membership``
    when the events were all committed.
 4. Latency (``segments`` variant, after its throughput phase, same worker,
    warm state): a paced producer sends ``--rate`` events/s for ``--seconds``
@@ -100,7 +100,7 @@ from lodestar_procs import (
     lodestar_env,
     run_measurement,
 )
-from profile_updates import CHANGELOG, POLL_S, committed, fill, first_last_timestamps
+from profile_updates import POLL_S, commit_rate, committed, fill, first_last_timestamps
 from profiling import MachineCpu, PySpy, format_cpu, summarize
 
 DEFAULT_EVENTS: Final = 20_000
@@ -537,6 +537,7 @@ async def measure_worker(
     worker_id = f"{prefix}.engine"
     events_topic = f"{prefix}.{Topic.EVENTS.value}"
     membership_topic = f"{prefix}.{Topic.SEGMENT_MEMBERSHIP.value}"
+    changes_topic = f"{prefix}.{Topic.ENDPOINTS.value}"
     with_segments = variant == "segments"
     async with fresh_database(settings.postgres_dsn) as dsn:
         await store_segments(dsn, app_id, segments if with_segments else [])
@@ -574,8 +575,7 @@ async def measure_worker(
             if throughput_spy is not None:
                 await throughput_spy.stop()
             published = await end_offsets(settings, membership_topic, partitions)
-            window = await first_last_timestamps(settings, f"{worker_id}-{CHANGELOG}",
-                                                 partitions)
+            window = await first_last_timestamps(settings, changes_topic, partitions)
             if live is not None:
                 if spy is not None and throughput_spy is None:
                     spy.pid = worker.pid
@@ -597,10 +597,10 @@ async def measure_worker(
             if projections is not None:
                 report(f"{variant}: projections stopped (exit {await projections.stop()})")
     if window is None or window[1] <= window[0]:
-        raise BenchError(f"{variant}: no usable {CHANGELOG} records to time the run")
+        raise BenchError(f"{variant}: no usable {changes_topic} records to time the run")
     enters, exits, causes, members = await membership_stats(
         settings, membership_topic, partitions, published, report)
-    changes = await count_records(settings, f"{prefix}.{Topic.ENDPOINTS.value}", partitions)
+    changes = await count_records(settings, changes_topic, partitions)
     dlq = sum([await count_records(settings, f"{prefix}.{t.value}.dlq", partitions)
                for t in (Topic.EVENTS, Topic.ENDPOINT_COMMANDS)])
     if spy is not None and spy.out.exists():
@@ -807,7 +807,7 @@ async def _measure(
             runs.append(done)
             report(f"{done.result.name}: {done.result.events_per_s:,.0f} events/s "
                    f"({done.events:,} in {done.seconds:.1f} s; commit-based "
-                   f"{done.events / done.commit_seconds:,.0f}/s), {done.memberships:,} "
+                   f"{commit_rate(done.events, done.commit_seconds)}), {done.memberships:,} "
                    f"membership changes, {done.dead_letters} dead letters")
             report(format_cpu(done.cpu_span, done.busy, done.busiest))
             if done.dead_letters:
@@ -914,7 +914,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{r.result.name}: {r.result.events_per_s:,.0f} events/s"
               + (f" ({r.result.events_per_s / TARGET_EVENTS_PER_S:.0%} of the "
                  f"{TARGET_EVENTS_PER_S:,}/s target)" if r.segments else "")
-              + f"; commit-based {r.events / r.commit_seconds:,.0f}/s; first table write "
+              + f"; commit-based {commit_rate(r.events, r.commit_seconds)}; "
+              f"first batch published "
               f"{r.startup_seconds:.1f} s after the process started; "
               f"{r.memberships:,} membership changes ({r.enters:,} ENTER, {r.exits:,} EXIT; "
               + ", ".join(f"{k} {n:,}" for k, n in sorted(r.causes.items())) + ")"

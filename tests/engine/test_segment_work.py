@@ -45,3 +45,17 @@ def test_backfills_keep_only_the_latest_request_per_segment() -> None:
     assert empty is not None and empty.finished, "a job over no endpoints is done at once"
     jobs.drop(3)
     assert not jobs.pending(3) and jobs.current(3) is None
+
+
+def test_endpoints_created_during_a_backfill_count_as_evaluated() -> None:
+    jobs = Backfills()
+    jobs.add(0, "app", {"s1": 1}, ["app/a", "app/b"])
+    jobs.add(0, "other", {"s2": 1}, ["other/c"])
+    jobs.count_created(0, "app")
+    jobs.count_created(1, "app")  # another partition: no job there
+    first = jobs.current(0)
+    assert first is not None
+    assert (first.evaluated, first.total, first.finished) == (1, 3, False)
+    first.position = 2
+    assert (first.evaluated, first.total, first.finished) == (3, 3, True)
+    assert [j.created for j in jobs.queues[0]] == [1, 0]

@@ -26,7 +26,7 @@ from lodestar.engine.backfill_progress import BackfillProgress
 from lodestar.engine.membership_projection_service import (
     segment_membership_projection_service,
 )
-from lodestar.engine.profile_agent import ProfileAgent, partition_of
+from lodestar.engine.profile_agent import EntryView, ProfileAgent, partition_of
 from lodestar.engine.profile_consumer import ProfileConsumer, profile_consumer_service
 from lodestar.engine.profile_store import ProfileStore
 from lodestar.engine.projection_service import endpoint_projection_service
@@ -110,7 +110,7 @@ def build_engine(
         for sink_service in analytics_sink_services(settings, codec, runtime):
             app.service(sink_service)
         app.service(erasure_service(settings, codec, runtime))
-    web = create_worker_web(runtime, store, users)
+    web = create_worker_web(runtime, EntryView(profiles), users)
     serve_asgi(app, web, host=settings.worker_web_host, port=settings.worker_web_port)
     return Engine(app=app, endpoint_profiles=store, user_endpoints=users, analytics=runtime,
                   segments=catalogs, profiles=profiles)

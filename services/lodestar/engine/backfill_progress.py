@@ -46,7 +46,7 @@ class BackfillProgress:
             await record_backfills_progress(
                 pool, job.app_id,
                 [(sid, version) for sid, version in job.segments.items() if version > 0],
-                partition, job.position, job.total, job.finished,
+                partition, job.evaluated, job.total, job.finished,
             )
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("backfill progress of app %s on partition %d not recorded: %s",

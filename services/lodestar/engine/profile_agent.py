@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -59,12 +59,8 @@ from lodestar.core.user_index import attributes_change, membership_changes, user
 from lodestar.dead_letter_publisher import DeadLetterPublisher, SourceRecord
 from lodestar.engine.backfill_progress import BackfillProgress
 from lodestar.engine.entry_cache import Entry, EntryCache
-from lodestar.engine.profile_store import (
-    CHANGELOG_SUFFIX,
-    ProfileStore,
-    decode_value,
-    encode_value,
-)
+from lodestar.engine.pending_entries import PendingEntries
+from lodestar.engine.profile_store import CHANGELOG_SUFFIX, ProfileStore, decode_value
 from lodestar.engine.segment_catalogs import SegmentCatalogs
 from lodestar.engine.segment_work import BackfillJob, Backfills, DueIndex
 from lodestar.settings import Settings
@@ -112,12 +108,10 @@ class PartitionWork:
 
 @dataclass
 class Outbox:
-    """What a batch publishes, in order, and the store writes that follow the acks.
+    """What a batch publishes, in order, and the entries it changed.
 
-    Store writes wait until every output (and the changelog record of every write)
-    is acknowledged: a crash in between leaves the store before the batch, so the
-    replayed batch publishes its outputs again — at least once, never lost. Reads
-    within the batch see the pending writes (``decoded``).
+    The changed entries join the agent's pending entries (``engine.pending_entries``)
+    once every output is acknowledged. Reads within the batch see them.
     """
 
     changes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
@@ -126,10 +120,9 @@ class Outbox:
     user_index: list[dict[str, Any]] = field(default_factory=list)
     memberships: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     """(partition, SegmentMembershipChange), like ``changes``."""
-    writes: dict[int, dict[str, bytes | None]] = field(default_factory=dict)
-    """Per partition: the encoded entries to write (None: delete), by key."""
-    decoded: dict[str, Entry | None] = field(default_factory=dict)
-    """The pending writes as ``(state, memberships)`` (None: deleted), by key."""
+    writes: dict[str, tuple[int, Entry | None]] = field(default_factory=dict)
+    """The changed entries as ``(partition, (state, memberships))`` (None: deleted),
+    by key."""
     blanks: dict[tuple[int, int], tuple[EndpointState, EndpointMemberships]] = field(
         default_factory=dict)
 
@@ -149,15 +142,15 @@ class Outbox:
 
     def put(self, partition: int, key: str, state: EndpointState | None,
             memberships: EndpointMemberships | None = None) -> None:
-        """Write ``entry(state, memberships)`` (``state`` None: delete) under ``key`` in
-        ``partition``."""
-        self.writes.setdefault(partition, {})[key] = (
-            None if state is None else encode_value(entry(state, memberships)))
-        self.decoded[key] = None if state is None else (state, memberships)
+        """Set ``key``'s entry in ``partition`` to ``(state, memberships)`` (``state``
+        None: delete it)."""
+        self.writes[key] = (partition, None if state is None else (state, memberships))
 
 
 class ProfileAgent:
-    """The batch logic; ``engine.profile_consumer`` feeds it and sets ``producer``,
+    """The batch logic; ``engine.profile_consumer`` feeds it, drives the flushes of its
+    ``pending`` entries (written behind, see ``engine.pending_entries``) and commits
+    offsets only after the flush that covers them, and sets ``producer``,
     ``dead_letters`` and ``generation`` (bumped when partitions leave)."""
 
     def __init__(
@@ -192,10 +185,15 @@ class ProfileAgent:
         self.backfills = Backfills()
         self.planned: set[int] = set()
         self.changed_segments: dict[str, dict[str, int]] = {}  # app → segment → version
+        self.pending = PendingEntries(store, self.changelog_topic)
+        self.finished_backfills: list[tuple[BackfillJob, int]] = []
+        """Backfills finished since the last flush began (recorded after the next one)."""
+        self._flushing_backfills: list[tuple[BackfillJob, int]] = []
         catalogs.listeners.append(self._segments_changed)
 
     def forget(self, partitions: set[int]) -> None:
-        """``partitions`` left this worker: drop their due times, backfills and plans."""
+        """``partitions`` left this worker (after a flush): drop their due times,
+        backfills and plans."""
         self.entries.clear()
         for lost in partitions:
             self.planned.discard(lost)
@@ -204,7 +202,7 @@ class ProfileAgent:
 
     async def process(self, records: Sequence[Record]) -> None:
         """Apply one batch: decode, fold per endpoint, evaluate segments, run ticks,
-        dead-letter, publish, write the store."""
+        dead-letter, publish, keep the changed entries for the next flush."""
         now_ms = int(time.time() * 1000)
         self.entries.check(self.generation)
         work = await self._decode(records)
@@ -227,8 +225,8 @@ class ProfileAgent:
             letter = DeadLetter(DlqReason.VALIDATION_ERROR, reason)
             topic = _logical(record, self.events_topic)
             await self.dead_letters.publish(topic, SourceRecord.of(record), letter)
-        offsets = await self._publish(out)
-        self._write(out, offsets)
+        await self._publish(out)
+        self._keep(out)
         for partition in again:
             await self.send_tick(partition, now_ms)
 
@@ -274,6 +272,8 @@ class ProfileAgent:
         state, memberships = self._read(key, out)
         segments = self.catalogs.get(app_id)
         result = fold_endpoint(state, app_id, endpoint_id, inputs, now_ms, segments.filters)
+        if state is None and result.state is not None:
+            self.backfills.count_created(partition, app_id)
         out.user_index += membership_changes(
             app_id, endpoint_id, _user_id(state), _user_id(result.state), now_ms
         )
@@ -329,7 +329,8 @@ class ProfileAgent:
         self, partition: int, command: ProfileInput, now_ms: int, out: Outbox
     ) -> None:
         """RemoveAttributes over this partition's endpoints of the app (a store scan)."""
-        keys = {*self.store.keys_of(partition), *out.writes.get(partition, {})}
+        keys = {*self.store.keys_of(partition), *self.pending.keys_in(partition),
+                *(key for key, (p, _) in out.writes.items() if p == partition)}
         mine = {key: self._read(key, out) for key in sorted(keys)}
         states = [(key, state) for key, (state, _) in mine.items() if state is not None]
         segments = self.catalogs.get(command.record["app_id"])
@@ -364,10 +365,13 @@ class ProfileAgent:
     def _keys_of(self, app_id: str) -> dict[int, list[str]]:
         """The stored keys of ``app_id`` by (planned) partition."""
         prefix = app_id + "/"
-        return {
-            partition: [key for key in self.store.keys_of(partition) if key.startswith(prefix)]
+        keys: dict[int, set[str]] = {
+            partition: {key for key in self.store.keys_of(partition) if key.startswith(prefix)}
             for partition in self.planned
         }
+        for partition, found in keys.items():
+            found.update(key for key in self.pending.keys_in(partition) if key.startswith(prefix))
+        return {partition: sorted(found) for partition, found in keys.items()}
 
     async def send_tick(self, partition: int, now_ms: int) -> None:
         """Queue a TICK command to ``partition`` (not awaited: ticks may be lost)."""
@@ -430,9 +434,11 @@ class ProfileAgent:
             outcome = backfill(catalog, memberships, state, now_ms, job.segments)
             self._store(partition, key, state, memberships, outcome, now_ms, out)
         job.position += len(chunk)
-        await self.progress.record(job, partition)
-        if job.finished:
+        if job.finished:  # recorded once the flush that holds its last writes completes
             self.backfills.done(partition)
+            self.finished_backfills.append((job, partition))
+        else:
+            await self.progress.record(job, partition)
 
     async def _plan(self, partition: int) -> None:
         """A newly owned partition: index its due times, queue its unfinished backfills
@@ -459,9 +465,11 @@ class ProfileAgent:
         self, key: str, out: Outbox
     ) -> tuple[EndpointState | None, EndpointMemberships | None]:
         """The state and memberships of ``key`` as this batch left them so far: its
-        pending write, else what this worker last wrote (``entries``), else the store."""
-        if key in out.decoded:
-            held = out.decoded[key]
+        change in this batch, else its pending entry, else what this worker last
+        wrote (``entries``), else the store."""
+        pending = out.writes.get(key) or self.pending.get(key)
+        if pending is not None:
+            held = pending[1]
             return (None, None) if held is None else held
         cached = self.entries.get(key)
         if cached is not None:
@@ -472,21 +480,43 @@ class ProfileAgent:
             self.entries.put(key, (state, memberships))
         return state, memberships
 
-    def _write(self, out: Outbox, offsets: dict[int, int]) -> None:
-        """Apply the batch's store writes, each partition's with the changelog offset
-        its records reached (after the acks), and keep them decoded unless a rebalance
-        began meanwhile."""
-        for partition, writes in out.writes.items():
-            self.store.apply(partition, writes, offsets[partition])
-        if self.generation == self.entries.generation:
-            for key, held in out.decoded.items():
-                self.entries.put(key, held)
-        else:
-            self.entries.clear()
+    def _keep(self, out: Outbox) -> None:
+        """The batch's outputs are acknowledged: its changed entries await a flush."""
+        self.pending.update(out.writes)
 
-    async def _publish(self, out: Outbox) -> dict[int, int]:
-        """Send the batch's endpoint, user-index and membership changes and its changelog
-        records; wait for the acks; the last changelog offset of each written partition.
+    def begin_flush(self) -> int:
+        """Start flushing the pending entries (``PendingEntries.begin``); the backfills
+        finished so far are recorded as finished when this flush completes, since a
+        restart only resumes backfills not recorded as finished."""
+        self._flushing_backfills, self.finished_backfills = self.finished_backfills, []
+        return self.pending.begin()
+
+    async def flush_step(self, limit: int) -> bool:
+        """Advance the flush in progress by up to ``limit`` entries; whether it is done
+        (what it wrote is then kept decoded in ``entries``)."""
+        assert self.producer is not None
+        flushed = await self.pending.step(self.producer, limit)  # type: ignore[arg-type]
+        if flushed is None:
+            return False
+        for job, partition in self._flushing_backfills:
+            await self.progress.record(job, partition)
+        self._flushing_backfills = []
+        self.entries.check(self.generation)
+        for key, (_, held) in flushed.items():
+            self.entries.put(key, held)
+        return True
+
+    def view(self, key: str) -> dict[str, Any] | None:
+        """``key``'s newest entry as stored (``entry(...)``), flushed or not; None when
+        absent or not on this worker."""
+        pending = self.pending.get(key)
+        if pending is None:
+            return self.store.get(key)
+        return None if pending[1] is None else entry(*pending[1])
+
+    async def _publish(self, out: Outbox) -> None:
+        """Send the batch's endpoint, user-index and membership changes; wait for the
+        acks.
 
         Records keyed by endpoint id go to the partition the endpoint's inputs came from
         (every topic has ``LODESTAR_PARTITIONS`` partitions, so that is the partition of
@@ -509,14 +539,30 @@ class ProfileAgent:
                        change["endpoint_id"].encode(), partition, None, self.membership_headers)
             for partition, change in out.memberships
         ]  # fmt: skip
-        last: dict[int, Any] = {}
-        for partition, writes in out.writes.items():
-            for key, value in writes.items():
-                last[partition] = await send(self.changelog_topic, value, key.encode(), partition)
-                futures.append(last[partition])
         for future in futures:
             await future
-        return {partition: future.result().offset for partition, future in last.items()}
+
+
+class EntryView(Mapping[str, dict[str, Any]]):
+    """The agent's entries as the worker's web pages read them: the newest, flushed or
+    not, of the partitions this worker owns."""
+
+    def __init__(self, agent: ProfileAgent) -> None:
+        self.agent = agent
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        value = self.agent.view(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        store, pending = self.agent.store, self.agent.pending
+        keys = {*store, *(key for key in pending.unflushed), *(key for key in pending.flushing)}
+        return iter(sorted(key for key in keys if self.agent.view(key) is not None))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def changelog_topic(settings: Settings) -> str:

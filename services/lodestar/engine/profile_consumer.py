@@ -3,15 +3,20 @@ hosted in the worker as a ``mode.Service``.
 
 The consumer group is ``<worker id>-profiles``; the range assignor gives each
 worker the same partition numbers of both topics (they are co-partitioned by
-endpoint id). The loop takes up to ``BATCH_MAX`` records per poll, hands them to
-``ProfileAgent.process`` (which publishes, waits for the acks and writes the
-store) and then commits their offsets: at least once, and the profile fold skips
-inputs it already applied (``EndpointState.applied_offsets``).
+endpoint id). The loop takes up to ``BATCH_MAX`` records per poll and hands them
+to ``ProfileAgent.process``, which publishes the batch's outputs and waits for
+their acks. About every ``FLUSH_SECONDS`` (sooner when ``FLUSH_ENTRIES`` entries
+are waiting) it begins a flush of the changed entries (changelog, then store;
+``engine.pending_entries``), advanced by ``FLUSH_STEP`` entries between batches,
+and when it completes commits the offsets processed before it began: at least
+once, and the profile fold skips inputs it already applied
+(``EndpointState.applied_offsets``).
 
-A rebalance waits for the batch in hand (one lock): partitions that left are
-closed and forgotten; new ones are restored from the changelog before any of
-their records is processed. A timer sends every owned partition a TICK about once
-a second (the engine's clock for due re-checks and backfills).
+A rebalance waits for the batch in hand (one lock) and flushes and commits
+before the partitions go; partitions that left are closed and forgotten; new
+ones are restored from the changelog before any of their records is processed.
+A timer sends every owned partition a TICK about once a second (the engine's
+clock for due re-checks and backfills).
 
 Why not a Faust agent: Faust's per-event machinery cost ≈ 60 µs per event on this
 workload, a third of the worker's budget at 5,000 events/s; a raw consumer
@@ -21,6 +26,7 @@ costs ≈ 16 µs (docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from typing import Any
@@ -44,9 +50,50 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 5000
 POLL_MS = 50
+FLUSH_SECONDS = 5.0
+FLUSH_ENTRIES = 20_000
+FLUSH_STEP = 50
+STATS_SECONDS = 30.0
 TICK_SECONDS = 1.0
 STOP_TIMEOUT = 30.0
 PRODUCER_BATCH_BYTES = 512 * 1024
+
+
+class LoopStats:
+    """Counts and times of the loop's steps and of the collector's full collections,
+    logged every ``STATS_SECONDS``."""
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+        self.steps: dict[str, list[float]] = {}
+        self._gc_started = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """A ``gc.callbacks`` hook: time full (generation 2) collections."""
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.add("full gc", time.perf_counter() - self._gc_started, 1)
+
+    def add(self, step: str, seconds: float, items: int) -> None:
+        held = self.steps.setdefault(step, [0, 0.0, 0, 0.0])
+        held[0] += 1
+        held[1] += seconds
+        held[2] += items
+        held[3] = max(held[3], seconds)
+        if time.monotonic() - self.since >= STATS_SECONDS:
+            self.report()
+
+    def report(self) -> None:
+        span = time.monotonic() - self.since
+        log.info("profile consumer, last %.0f s: %s", span, "; ".join(
+            f"{step} {int(n)}x, {int(items) / span:,.0f} items/s, mean {int(items) / n:,.0f} "
+            f"items in {seconds / n * 1000:.1f} ms, max {longest * 1000:.0f} ms"
+            for step, (n, seconds, items, longest) in self.steps.items()))
+        self.since = time.monotonic()
+        self.steps.clear()
 
 
 def profile_group(settings: Settings) -> str:
@@ -71,6 +118,12 @@ class ProfileConsumer:
         self.stopping = asyncio.Event()
         self.batches = 0
         self.records = 0
+        self.uncommitted: dict[TopicPartition, int] = {}
+        """Next offsets processed since the last flush began."""
+        self.committing: dict[TopicPartition, int] = {}
+        """Next offsets the flush in progress covers, committed when it completes."""
+        self.flushed_at = time.monotonic()
+        self.stats = LoopStats()
         self._consumer: AIOKafkaConsumer | None = None
         self._restorer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -110,17 +163,22 @@ class ProfileConsumer:
         assert self._consumer is not None
         await self.catalogs.ready.wait()
         tune_collector()  # the start-up heap is in place: keep full collections off it
+        gc.callbacks.append(self.stats.on_gc)
         self._consumer.subscribe(self.topics, listener=_Rebalance(self))
         ticker = asyncio.ensure_future(self._tick_owned())
         try:
             while not self.stopping.is_set():
-                polled = await self._consumer.getmany(timeout_ms=POLL_MS,
-                                                      max_records=BATCH_MAX)
-                if polled:
-                    async with self.lock:
+                wait = 0 if self.agent.pending.in_progress else POLL_MS
+                polled = await self._consumer.getmany(timeout_ms=wait, max_records=BATCH_MAX)
+                async with self.lock:
+                    if polled:
                         await self._process(polled)
+                    await self._flush_some()
+            async with self.lock:
+                await self.flush()
         finally:
             ticker.cancel()
+            gc.callbacks.remove(self.stats.on_gc)
 
     async def _process(self, polled: dict[TopicPartition, list[Any]]) -> None:
         assert self._consumer is not None
@@ -129,14 +187,59 @@ class ProfileConsumer:
         if not mine:
             return
         batch = [record for records in mine.values() for record in records]
+        started = time.perf_counter()
         await self.agent.process(batch)
-        try:
-            await self._consumer.commit({tp: records[-1].offset + 1
-                                         for tp, records in mine.items()})
-        except CommitFailedError as exc:  # the group moved on; the new owner replays them
-            log.warning("profile consumer: commit failed after a rebalance: %s", exc)
+        self.stats.add("process", time.perf_counter() - started, len(batch))
+        for tp, records in mine.items():
+            self.uncommitted[tp] = records[-1].offset + 1
         self.batches += 1
         self.records += len(batch)
+
+    async def _flush_some(self) -> None:
+        """Between batches: start a flush when one is due, or advance the one in
+        progress by ``FLUSH_STEP`` entries; commit when it completes (hold ``lock``)."""
+        pending = self.agent.pending
+        if not pending.in_progress:
+            if not pending.unflushed and not self.uncommitted:
+                return
+            if (time.monotonic() - self.flushed_at < FLUSH_SECONDS
+                    and len(pending.unflushed) < FLUSH_ENTRIES):
+                return
+            self._begin_flush()
+        started = time.perf_counter()
+        done = await self.agent.flush_step(FLUSH_STEP)
+        self.stats.add("flush step", time.perf_counter() - started, 1)
+        if done:
+            await self._commit()
+
+    def _begin_flush(self) -> None:
+        entries = self.agent.begin_flush()
+        self.stats.add("flush", 0.0, entries)
+        self.flushed_at = time.monotonic()
+        self.committing, self.uncommitted = self.uncommitted, {}
+
+    async def flush(self) -> None:
+        """Flush every pending entry and commit every offset processed (hold ``lock``)."""
+        while self.agent.pending.in_progress:
+            if await self.agent.flush_step(FLUSH_STEP):
+                await self._commit()
+        self._begin_flush()
+        while not await self.agent.flush_step(FLUSH_STEP):
+            pass
+        await self._commit()
+
+    async def _commit(self) -> None:
+        """Commit the offsets the completed flush covers."""
+        assert self._consumer is not None
+        offsets = {tp: offset for tp, offset in self.committing.items()
+                   if tp.partition in self.owned}
+        self.committing = {}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError as exc:  # the group moved on; the new owner replays them
+            log.warning("profile consumer: commit failed after a rebalance: %s", exc)
 
     async def _tick_owned(self) -> None:
         while True:
@@ -148,6 +251,7 @@ class ProfileConsumer:
     async def assigned(self, partitions: set[int]) -> None:
         """The group's new assignment: forget partitions that left, restore new ones."""
         async with self.lock:
+            await self.flush()
             lost = self.owned - partitions
             if lost:
                 self.agent.forget(lost)
@@ -177,8 +281,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self.owner.lock:  # the batch in hand is done and committed
-            return None
+        async with self.owner.lock:  # after the batch in hand
+            await self.owner.flush()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         topic = self.owner.topics[0]

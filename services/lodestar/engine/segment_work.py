@@ -54,10 +54,18 @@ class BackfillJob:
     """Segment id → version to evaluate (0: the segment was deleted)."""
     keys: list[str] = field(default_factory=list)
     position: int = 0
+    created: int = 0
+    """Endpoints of the app created in the partition since the job was queued: evaluated
+    against every segment when created (e.g. replayed after a restart), so counted as
+    evaluated and in the total."""
 
     @property
     def total(self) -> int:
-        return len(self.keys)
+        return len(self.keys) + self.created
+
+    @property
+    def evaluated(self) -> int:
+        return self.position + self.created
 
     @property
     def finished(self) -> bool:
@@ -81,6 +89,13 @@ class Backfills:
                     job.segments.pop(sid, None)
         queue[:] = [j for j in queue if j.segments]
         queue.append(BackfillJob(app_id, dict(segments), list(keys)))
+
+    def count_created(self, partition: int, app_id: str) -> None:
+        """An endpoint of ``app_id`` was created in ``partition``: count it in its queued
+        jobs (see ``BackfillJob.created``)."""
+        for job in self.queues.get(partition, ()):
+            if job.app_id == app_id:
+                job.created += 1
 
     def current(self, partition: int) -> BackfillJob | None:
         queue = self.queues.get(partition)
