@@ -61,6 +61,7 @@ from lodestar.engine.backfill_progress import BackfillProgress
 from lodestar.engine.entry_cache import Entry, EntryCache
 from lodestar.engine.pending_entries import PendingEntries
 from lodestar.engine.profile_store import CHANGELOG_SUFFIX, ProfileStore, decode_value
+from lodestar.engine.record_batches import RecordBatches
 from lodestar.engine.segment_catalogs import SegmentCatalogs
 from lodestar.engine.segment_work import BackfillJob, Backfills, DueIndex
 from lodestar.settings import Settings
@@ -516,30 +517,30 @@ class ProfileAgent:
 
     async def _publish(self, out: Outbox) -> None:
         """Send the batch's endpoint, user-index and membership changes; wait for the
-        acks.
+        acks (the first failure raises).
 
         Records keyed by endpoint id go to the partition the endpoint's inputs came from
         (every topic has ``LODESTAR_PARTITIONS`` partitions, so that is the partition of
-        the key; no hash per record). The acks are awaited in order, each one that is
-        already done without suspending (cheaper than ``asyncio.gather``'s callback per
-        future); the first failure raises, as gather's would."""
+        the key; no hash per record), appended to whole producer batches
+        (``engine.record_batches``); user-index records, keyed by user, take the
+        producer's partitioner."""
         assert self.producer is not None
-        send = self.producer.send
+        batches = RecordBatches(self.producer, int(time.time() * 1000))
+        encode = self.codec.encode
+        for partition, change in out.changes:
+            await batches.add(self.changes_topic, partition, change["endpoint_id"].encode(),
+                              encode(Topic.ENDPOINTS, change), self.change_headers)
+        for partition, change in out.memberships:
+            await batches.add(self.membership_topic, partition,
+                              change["endpoint_id"].encode(),
+                              encode(Topic.SEGMENT_MEMBERSHIP, change), self.membership_headers)
         futures = [
-            await send(self.changes_topic, self.codec.encode(Topic.ENDPOINTS, change),
-                       change["endpoint_id"].encode(), partition, None, self.change_headers)
-            for partition, change in out.changes
-        ] + [
-            await send(self.user_index_topic, self.codec.encode(Topic.USER_INDEX, change),
-                       user_key(change["app_id"], change["user_id"]).encode(), None, None,
-                       self.user_index_headers)
+            await self.producer.send(self.user_index_topic, encode(Topic.USER_INDEX, change),
+                                     user_key(change["app_id"], change["user_id"]).encode(),
+                                     None, None, self.user_index_headers)
             for change in out.user_index
-        ] + [
-            await send(self.membership_topic, self.codec.encode(Topic.SEGMENT_MEMBERSHIP, change),
-                       change["endpoint_id"].encode(), partition, None, self.membership_headers)
-            for partition, change in out.memberships
-        ]  # fmt: skip
-        for future in futures:
+        ]
+        for future in [*await batches.send(), *futures]:
             await future
 
 
