@@ -19,11 +19,13 @@ class Processes:
         self.logs = logs
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        """Start ``lodestar *args`` as ``name`` (``env``: instead of the shared one)."""
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", "lodestar", *args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env if env is None else env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log_tail(self, name: str, lines: int = 40) -> str:
