@@ -53,6 +53,8 @@ POLL_MS = 50
 FLUSH_SECONDS = 5.0
 FLUSH_ENTRIES = 20_000
 FLUSH_STEP = 50
+BEHIND_RECORDS = 500
+"""A poll returning at least this many records means the loop is catching up."""
 STATS_SECONDS = 30.0
 TICK_SECONDS = 1.0
 STOP_TIMEOUT = 30.0
@@ -171,21 +173,21 @@ class ProfileConsumer:
                 wait = 0 if self.agent.pending.in_progress else POLL_MS
                 polled = await self._consumer.getmany(timeout_ms=wait, max_records=BATCH_MAX)
                 async with self.lock:
-                    if polled:
-                        await self._process(polled)
-                    await self._flush_some()
+                    taken = await self._process(polled) if polled else 0
+                    await self._flush_some(behind=taken >= BEHIND_RECORDS)
             async with self.lock:
                 await self.flush()
         finally:
             ticker.cancel()
             gc.callbacks.remove(self.stats.on_gc)
 
-    async def _process(self, polled: dict[TopicPartition, list[Any]]) -> None:
+    async def _process(self, polled: dict[TopicPartition, list[Any]]) -> int:
+        """Process the owned partitions' records of ``polled``; how many there were."""
         assert self._consumer is not None
         mine = {tp: records for tp, records in polled.items()
                 if tp.partition in self.owned and records}
         if not mine:
-            return
+            return 0
         batch = [record for records in mine.values() for record in records]
         started = time.perf_counter()
         await self.agent.process(batch)
@@ -194,16 +196,23 @@ class ProfileConsumer:
             self.uncommitted[tp] = records[-1].offset + 1
         self.batches += 1
         self.records += len(batch)
+        return len(batch)
 
-    async def _flush_some(self) -> None:
+    async def _flush_some(self, behind: bool = False) -> None:
         """Between batches: start a flush when one is due, or advance the one in
-        progress by ``FLUSH_STEP`` entries; commit when it completes (hold ``lock``)."""
+        progress by ``FLUSH_STEP`` entries; commit when it completes (hold ``lock``).
+
+        While the loop is ``behind`` (its last poll was a full one) flushing waits,
+        for up to another ``FLUSH_SECONDS``, so that a burst of input is caught up
+        first; too many pending entries flush at once."""
         pending = self.agent.pending
+        since = time.monotonic() - self.flushed_at
+        if behind and since < 2 * FLUSH_SECONDS and len(pending) < FLUSH_ENTRIES:
+            return
         if not pending.in_progress:
             if not pending.unflushed and not self.uncommitted:
                 return
-            if (time.monotonic() - self.flushed_at < FLUSH_SECONDS
-                    and len(pending.unflushed) < FLUSH_ENTRIES):
+            if since < FLUSH_SECONDS and len(pending.unflushed) < FLUSH_ENTRIES:
                 return
             self._begin_flush()
         started = time.perf_counter()
