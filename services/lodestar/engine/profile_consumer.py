@@ -42,7 +42,7 @@ from lodestar.dead_letter_publisher import DeadLetterPublisher
 from lodestar.engine.profile_agent import ProfileAgent, changelog_topic
 from lodestar.engine.profile_store import ProfileStore, restore
 from lodestar.engine.segment_catalogs import SegmentCatalogs
-from lodestar.gc_tuning import tune_collector
+from lodestar.gc_tuning import collect_now, take_over_collector
 from lodestar.settings import Settings
 from lodestar.topics_admin import ensure_topics
 
@@ -54,6 +54,7 @@ FLUSH_SECONDS = 5.0
 FLUSH_ENTRIES = 20_000
 FLUSH_STEP = 50
 BEHIND_RECORDS = 500
+COLLECT_SECONDS = 60.0
 """A poll returning at least this many records means the loop is catching up."""
 STATS_SECONDS = 30.0
 TICK_SECONDS = 1.0
@@ -71,13 +72,12 @@ class LoopStats:
         self._gc_started = 0.0
 
     def on_gc(self, phase: str, info: dict[str, Any]) -> None:
-        """A ``gc.callbacks`` hook: time full (generation 2) collections."""
-        if info.get("generation") != 2:
-            return
+        """A ``gc.callbacks`` hook: time collections, count what they freed."""
         if phase == "start":
             self._gc_started = time.perf_counter()
         else:
-            self.add("full gc", time.perf_counter() - self._gc_started, 1)
+            self.add(f"gc of generation {info.get('generation')}",
+                     time.perf_counter() - self._gc_started, int(info.get("collected", 0)))
 
     def add(self, step: str, seconds: float, items: int) -> None:
         held = self.steps.setdefault(step, [0, 0.0, 0, 0.0])
@@ -125,6 +125,7 @@ class ProfileConsumer:
         self.committing: dict[TopicPartition, int] = {}
         """Next offsets the flush in progress covers, committed when it completes."""
         self.flushed_at = time.monotonic()
+        self.collected_at = time.monotonic()
         self.stats = LoopStats()
         self._consumer: AIOKafkaConsumer | None = None
         self._restorer: AIOKafkaConsumer | None = None
@@ -164,7 +165,7 @@ class ProfileConsumer:
         """Consume until ``stop()`` (after the segment catalogs are loaded)."""
         assert self._consumer is not None
         await self.catalogs.ready.wait()
-        tune_collector()  # the start-up heap is in place: keep full collections off it
+        take_over_collector()  # the start-up heap is in place: collections when we say
         gc.callbacks.append(self.stats.on_gc)
         self._consumer.subscribe(self.topics, listener=_Rebalance(self))
         ticker = asyncio.ensure_future(self._tick_owned())
@@ -175,6 +176,7 @@ class ProfileConsumer:
                 async with self.lock:
                     taken = await self._process(polled) if polled else 0
                     await self._flush_some(behind=taken >= BEHIND_RECORDS)
+                self._collect_garbage(behind=taken >= BEHIND_RECORDS)
             async with self.lock:
                 await self.flush()
         finally:
@@ -220,6 +222,15 @@ class ProfileConsumer:
         self.stats.add("flush step", time.perf_counter() - started, 1)
         if done:
             await self._commit()
+
+    def _collect_garbage(self, behind: bool) -> None:
+        """About every ``COLLECT_SECONDS`` (up to twice that while catching up): one full
+        collection (``gc_tuning.collect_now``; automatic ones are off)."""
+        since = time.monotonic() - self.collected_at
+        if since < COLLECT_SECONDS or (behind and since < 2 * COLLECT_SECONDS):
+            return
+        collect_now()
+        self.collected_at = time.monotonic()
 
     def _begin_flush(self) -> None:
         entries = self.agent.begin_flush()
