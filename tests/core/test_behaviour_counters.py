@@ -99,8 +99,11 @@ def test_window_counts_equal_count_since_per_window(
     counters = record_many(EMPTY, as_raw(now, items), now)
     for at in (now, now + later):
         for event_type in ("pageView", "purchase", "never"):
-            assert window_counts(counters, event_type, windows, at) == [
-                count_since(counters, event_type, at - w, at) for w in windows]
+            expected = [count_since(counters, event_type, at - w, at) for w in windows]
+            assert window_counts(counters, event_type, windows, at) == expected
+            # a tuple of windows is memoised per instant: asked twice, answered alike
+            assert window_counts(counters, event_type, tuple(windows), at) == expected
+            assert window_counts(counters, event_type, tuple(windows), at) == expected
 
 
 many_types = st.sampled_from(

@@ -4,8 +4,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from lodestar.core.behaviour_counters import DAY_MS, HOUR_MS, record_many
+from lodestar.core.behaviour_counters import DAY_MS, EMPTY, HOUR_MS, count_since, record_many
 from lodestar.core.endpoint_request import ChannelType, Demographic, EndpointUser, Location
 from lodestar.core.endpoint_state import EndpointState, blank_state
 from lodestar.core.segment_definition import parse_segment
@@ -13,7 +15,9 @@ from lodestar.core.segment_predicate import (
     CompiledSegment,
     compile_segment,
     derived_counter_types,
+    falling_counts,
     haversine_km,
+    window_buckets,
 )
 
 MAY_1 = 1_777_593_600_000  # 2026-05-01T00:00:00Z
@@ -276,3 +280,30 @@ def test_derived_counter_types_are_distinct_and_sorted() -> None:
         "buy[a=1,plan=pro]", "buy[plan=pro]"]
     assert derived_counter_types("buy", {"plan": "pro"}, list(filters)) == ["buy[plan=pro]"]
     assert derived_counter_types("view", {"plan": "pro"}, filters) == []
+
+
+@given(st.lists(st.integers(0, 100 * DAY_MS), max_size=30),
+       st.sampled_from([HOUR_MS, 6 * HOUR_MS, 47 * HOUR_MS, 2 * DAY_MS, 7 * DAY_MS, 30 * DAY_MS,
+                        89 * DAY_MS]))
+def test_falling_counts_step_down_as_count_since_does(backs: list[int], window: int) -> None:
+    counters = record_many(EMPTY, [("buy", NOW - b) for b in backs], NOW)
+    falling = falling_counts(counters, "buy", window, NOW)
+    held = window_buckets(counters, "buy", window, NOW)
+    assert falling is not None and held is not None
+    count, steps = falling
+    assert count == held[0] == count_since(counters, "buy", NOW - window, NOW)
+    assert [k for _, k in steps] == [k for _, k in held[1]]
+    last = NOW
+    for leaves, k in steps:
+        assert leaves > last and k > 0
+        assert count_since(counters, "buy", leaves - 1 - window, leaves - 1) == count
+        count -= k
+        assert count_since(counters, "buy", leaves - window, leaves) == count
+        last = leaves
+    assert count == 0
+
+
+def test_window_buckets_is_none_off_a_fixed_resolution() -> None:
+    assert window_buckets(EMPTY, "buy", 47 * HOUR_MS + 1, NOW) is None
+    assert falling_counts(EMPTY, "buy", 47 * HOUR_MS + 1, NOW) is None
+    assert window_buckets(EMPTY, "buy", HOUR_MS, NOW) == (0, (), 0, 0)

@@ -184,6 +184,8 @@ def check_no_missed_flip(segment: CompiledSegment, state: EndpointState, now: in
     assert flip is None or flip > now
     horizon = flip if flip is not None else now + 200 * DAY_MS
     expected = segment.matches(state, now, memberships)
+    if segment.evaluate is not None:  # the one-call form answers as the two calls
+        assert segment.evaluate(state, now, memberships) == (expected, flip)
     probes = {now + 1, horizon - 1, *data.draw(st.lists(st.integers(now, horizon - 1),
                                                         max_size=3))}
     for t in probes:

@@ -76,14 +76,9 @@ class TypeCounts:
         """Inverse of ``to_dict``."""
         hours, days = item.get("hours", ()), item.get("days", ())
         return cls(int(item["first"]), int(item["last"]),
-                   tuple(map(_pair, hours)) if hours else (),
-                   tuple(map(_pair, days)) if days else (),
+                   tuple([(int(i), int(n)) for i, n in hours]) if hours else (),
+                   tuple([(int(i), int(n)) for i, n in days]) if days else (),
                    item if isinstance(item, dict) else None)
-
-
-def _pair(bucket: Any) -> tuple[int, int]:
-    index, n = bucket
-    return int(index), int(n)
 
 
 @dataclass(frozen=True)
@@ -198,23 +193,44 @@ def window_counts(
     sums = counters.memo.get((event_type, -1, now_ms))
     if sums is None:
         sums = remember(counters.memo, (event_type, -1, now_ms), _Sums.of(counts))
+    spans = _spans(windows, now_ms)
+    hours, hour_totals, days, day_totals = sums.hours, sums.hour_totals, sums.days, sums.day_totals
+    hour_end = hour_totals[bisect_right(hours, now_ms // HOUR_MS)]
+    day_end = day_totals[bisect_right(days, now_ms // DAY_MS)]
+    return [0 if first is None else
+            hour_end - hour_totals[bisect_left(hours, first)] if hourly else
+            day_end - day_totals[bisect_left(days, first)]
+            for hourly, first in spans]
+
+
+_Spans = tuple[tuple[bool, int | None], ...]
+_SPANS: dict[tuple[Any, int], _Spans] = {}
+
+
+def _spans(windows: Iterable[int], now_ms: int) -> _Spans:
+    """Per window of ``window_counts``: whether it is counted in hours, and its first
+    bucket index (None: empty) — the same for every counter at ``now_ms``, so memoised
+    for a tuple of windows."""
+    key = (windows, now_ms) if isinstance(windows, tuple) else None
+    known = _SPANS.get(key) if key is not None else None
+    if known is not None:
+        return known
     hour_floor, day_floor = _floors(now_ms)
     hour_start, day_start = hour_floor * HOUR_MS, day_floor * DAY_MS
     last_hour, last_day = now_ms // HOUR_MS, now_ms // DAY_MS
-    hours, hour_totals, days, day_totals = sums.hours, sums.hour_totals, sums.days, sums.day_totals
-    hour_end = hour_totals[bisect_right(hours, last_hour)]
-    day_end = day_totals[bisect_right(days, last_day)]
-    out: list[int] = []
+    out: list[tuple[bool, int | None]] = []
     for window in windows:
         since = max(now_ms - window, day_start)
         if since >= hour_start:
             first = -(-since // HOUR_MS)
-            out.append(hour_end - hour_totals[bisect_left(hours, first)]
-                       if first <= last_hour else 0)
+            out.append((True, first if first <= last_hour else None))
         else:
             first = -(-since // DAY_MS)
-            out.append(day_end - day_totals[bisect_left(days, first)] if first <= last_day else 0)
-    return out
+            out.append((False, first if first <= last_day else None))
+    spans = tuple(out)
+    if key is not None:
+        remember(_SPANS, key, spans)
+    return spans
 
 
 MEMO_LIMIT = 4096
@@ -244,10 +260,9 @@ class _Sums:
 
     @classmethod
     def of(cls, counts: TypeCounts) -> _Sums:
-        return cls(tuple(i for i, _ in counts.hours),
-                   (0, *accumulate(n for _, n in counts.hours)),
-                   tuple(i for i, _ in counts.days),
-                   (0, *accumulate(n for _, n in counts.days)))
+        hours, days = counts.hours, counts.days
+        return cls(tuple([i for i, _ in hours]), (0, *accumulate([n for _, n in hours])),
+                   tuple([i for i, _ in days]), (0, *accumulate([n for _, n in days])))
 
 
 def _count(sums: _Sums, since_ms: int, now_ms: int) -> int:

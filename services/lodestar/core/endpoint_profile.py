@@ -265,9 +265,9 @@ def apply_events(
     )
     if state is not None and not behaviour:
         return Unchanged(state, "the events change nothing")
-    return ProfileChange(
-        new, state, EndpointChangeKind.UPSERTED, changed_fields(state, new), tuple(behaviour)
-    )
+    # only behaviour differs from ``state``: endpoint fields change only on creation
+    fields = changed_fields(state, new) if state is None else ()
+    return ProfileChange(new, state, EndpointChangeKind.UPSERTED, fields, tuple(behaviour))
 
 
 def _counted(

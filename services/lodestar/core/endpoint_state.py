@@ -346,8 +346,13 @@ def _sub_record_diff(
 def _sub_record_dict(record: Demographic | Location | None) -> dict[str, Any] | None:
     if record is None:
         return None
-    return {f.name: getattr(record, f.name) for f in fields(record)
-            if getattr(record, f.name) is not None}
+    values = vars(record)  # the fields' values (plain dataclasses, no slots)
+    names = _FIELD_NAMES.get(type(record)) or tuple(f.name for f in fields(record))
+    return {name: values[name] for name in names if values[name] is not None}
+
+
+_FIELD_NAMES: Mapping[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind)) for kind in (Demographic, Location)}
 
 
 def _location(data: Mapping[str, Any]) -> Location:

@@ -35,8 +35,6 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from itertools import groupby
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from lodestar.core.behaviour_counters import BehaviourCounters, window_counts
@@ -46,7 +44,7 @@ from lodestar.core.segment_predicate import (
     SEGMENT_PREFIX,
     CompiledSegment,
     compile_segment,
-    falling_counts,
+    window_buckets,
 )
 
 EVENTS_PREFIX = "Events."
@@ -102,9 +100,12 @@ test (None: never stable; see ``CompiledSegment.unchanged_by``) and the segments
 holding it."""
 
 Row = tuple[str, int, Callable[[EndpointState, int, Mapping[str, object]], bool],
-            Callable[[EndpointState, int], int | None] | None, tuple[int, ...]]
+            Callable[[EndpointState, int], int | None] | None,
+            Callable[[EndpointState, int, Mapping[str, object]], tuple[bool, int | None]] | None,
+            tuple[int, ...]]
 """A segment as ``_run`` evaluates it: id, version, ``match``, ``flip`` (None when
-not timed) and the positions of its dependents."""
+not timed), ``evaluate`` (both in one call, when the segment offers it; else None)
+and the positions of its dependents."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,8 @@ class SegmentCatalog:
     once however many segments hold it (``GenericLeaf``)."""
     rows: tuple[Row, ...] = ()
     """Per position in ``order``: what ``_run`` needs of that segment (``Row``)."""
+    inputs: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Segment id → its compiled segment's ``inputs``."""
 
     def affected(self, changed: Iterable[str]) -> frozenset[str]:
         """The segments reading any of ``changed`` directly (not via sources)."""
@@ -219,11 +222,20 @@ class SegmentCatalog:
             counter, windows, groups = held
             olds = window_counts(before.counters, counter, windows, now_ms)
             news = window_counts(after.counters, counter, windows, now_ms)
+            if olds == news:
+                continue
             for old, new, window, group in zip(olds, news, windows, groups, strict=True):
                 if old == new:
                     continue
-                if not group.exactly:
-                    group.cross_into(hits, old, new)
+                if not group.exactly:  # ``cross_into`` without EXACTLY leaves, in place
+                    low, high = (old, new) if old < new else (new, old)
+                    least_counts, least_ids, most_counts, most_ids = group._columns
+                    if least_ids:
+                        hits.update(least_ids[bisect_right(least_counts, low):
+                                              bisect_right(least_counts, high)])
+                    if most_ids:
+                        hits.update(most_ids[bisect_left(most_counts, low):
+                                             bisect_left(most_counts, high)])
                     continue
                 group.cross_into(
                     hits, old, new,
@@ -236,9 +248,10 @@ def _reached(
     counters: BehaviourCounters, counter: str, window: int, now_ms: int, count: int
 ) -> frozenset[int] | None:
     """The counts the count of ``counter`` in ``window`` passes through as its buckets
-    leave (``falling_counts``), from ``count`` down to 0; None (unknown) when the window
-    has no fixed resolution or its count is not ``count``."""
-    falling = falling_counts(counters, counter, window, now_ms)
+    leave (``falling_counts``, read as ``window_buckets``), from ``count`` down to 0;
+    None (unknown) when the window has no fixed resolution or its count is not
+    ``count``."""
+    falling = window_buckets(counters, counter, window, now_ms)
     if falling is None or falling[0] != count:
         return None
     out = {count}
@@ -295,6 +308,7 @@ def build_catalog(
     rows = tuple(
         (sid, entries[sid].version, entries[sid].segment.match,
          entries[sid].segment.flip if entries[sid].segment.timed else None,
+         entries[sid].segment.evaluate,
          tuple(sorted(position[d] for d in dependents[sid])))
         for sid in order
     )
@@ -312,6 +326,7 @@ def build_catalog(
         generic_by_input=_generic_index(entries.values()),
         generic_leaves=_generic_leaves(entries.values()),
         rows=rows,
+        inputs={sid: entry.segment.inputs for sid, entry in entries.items()},
     )
 
 
@@ -421,22 +436,29 @@ def _grouped(
     distinct = set(values.values())
     if len(distinct) <= 1:  # one group (every version alike is the rule): no sorting
         joined = {str(value): " ".join(values) for value in distinct}
-    else:  # a stable sort keeps the ids of a group in their order
-        joined = {str(value): " ".join(map(_ID, group))
-                  for value, group in groupby(sorted(values.items(), key=_VALUE), _VALUE)}
+    else:  # by ascending value, the ids of a group in their order
+        groups: dict[int, list[str]] = {}
+        for sid, value in values.items():
+            group = groups.get(value)
+            if group is None:
+                groups[value] = [sid]
+            else:
+                group.append(sid)
+        joined = {str(value): " ".join(groups[value]) for value in sorted(groups)}
     if sum(text.count(" ") for text in joined.values()) != len(values) - len(joined):
         return None
     into[name] = joined
     return into
 
 
-_ID, _VALUE = itemgetter(0), itemgetter(1)
-
 
 def _ungrouped(groups: Mapping[str, str] | None) -> dict[str, int]:
     out: dict[str, int] = {}
     for value, ids in (groups or {}).items():
-        out.update(dict.fromkeys(ids.split(" "), int(value)))
+        if " " in ids:
+            out.update(dict.fromkeys(ids.split(" "), int(value)))
+        else:  # one id (most due times are one segment's)
+            out[ids] = int(value)
     return out
 
 
@@ -473,9 +495,10 @@ def reevaluate(
     if state is None:
         return _exit_all(catalog, memberships or EMPTY)
     causes: dict[frozenset[str], tuple[str, ...]] = {}  # by the segment's inputs
+    inputs_of = catalog.inputs
 
     def cause_of(sid: str) -> tuple[str, ...]:
-        inputs = catalog.entries[sid].segment.inputs
+        inputs = inputs_of[sid]
         cause = causes.get(inputs)
         if cause is None:
             cause = causes[inputs] = tuple(sorted(names & inputs)) or (CAUSE_CREATED,)
@@ -528,10 +551,12 @@ def created(
     is in is an ENTER, in dependency order. Equal to evaluating every segment."""
     memberships, changes = reevaluate(catalog, baseline, state, changed, now_ms, blank)
     caused = {c.segment_id: c.cause for c in changes if c.action is MembershipAction.ENTER}
+    position = catalog.position
+    held = memberships.segments
     enters = [
-        MembershipChange(sid, memberships.segments[sid], MembershipAction.ENTER,
+        MembershipChange(sid, held[sid], MembershipAction.ENTER,
                          caused.get(sid, (CAUSE_CREATED,)))
-        for sid in catalog.order if sid in memberships.segments
+        for sid in sorted([sid for sid in held if sid in position], key=position.__getitem__)
     ]
     return memberships, enters
 
@@ -618,9 +643,12 @@ def _run(
     enter, leave = MembershipAction.ENTER, MembershipAction.EXIT
     while queue:
         at = pop(queue)
-        sid, version, match, flip, dependents = rows[at]
-        inside = match(state, now_ms, segments)
-        when = None if flip is None else flip(state, now_ms)
+        sid, version, match, flip, evaluate, dependents = rows[at]
+        if evaluate is not None:
+            inside, when = evaluate(state, now_ms, segments)
+        else:
+            inside = match(state, now_ms, segments)
+            when = None if flip is None else flip(state, now_ms)
         if when is None:
             due_at.pop(sid, None)
         else:

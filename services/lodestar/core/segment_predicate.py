@@ -102,6 +102,8 @@ Memberships = Mapping[str, object]
 _Match = Callable[[EndpointState, int, Memberships], bool]
 _Flip = Callable[[EndpointState, int], int | None]
 _Stable = Callable[[EndpointState, EndpointState, int], bool]
+_Evaluate = Callable[[EndpointState, int, Memberships], tuple[bool, int | None]]
+"""``match`` and ``flip`` in one call: ``(matches, next flip)``."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ class _Node:
     only in inputs it reads) keeps its answer now and brings its next change no
     earlier. None: never assumed. Leaves off the clock need only the same answer."""
     children: tuple[_Node, ...] = ()
+    evaluate: _Evaluate | None = None
+    """``(match, flip)`` in one call, when that is cheaper than two (``_combine``)."""
 
     @property
     def timed(self) -> bool:
@@ -155,6 +159,9 @@ class CompiledSegment:
     """``matches`` as a plain function (the root's), for hot loops."""
     flip: _Flip = field(init=False, repr=False, compare=False)
     """``next_flip_ms`` as a plain function (the root's), for hot loops."""
+    evaluate: _Evaluate | None = field(init=False, repr=False, compare=False)
+    """``(match(...), flip(...))`` in one call when the root offers it (it then skips
+    work the two calls would repeat), else None."""
 
     _checks: tuple[tuple[frozenset[str], _Stable | None], ...] = field(
         init=False, repr=False, compare=False)
@@ -163,6 +170,7 @@ class CompiledSegment:
     def __post_init__(self) -> None:
         object.__setattr__(self, "match", self._root.match)
         object.__setattr__(self, "flip", self._root.flip)
+        object.__setattr__(self, "evaluate", self._root.evaluate if self.timed else None)
         object.__setattr__(self, "_checks", tuple(
             (leaf.inputs, leaf.stable if leaf.stable is not None else (
                 None if leaf.flip is not _no_flip else _same_answer(leaf.match)))
@@ -292,14 +300,20 @@ def _combine(how: Combine, nodes: list[_Node]) -> _Node:
     if len(nodes) == 1 and how is not Combine.NONE:
         return nodes[0]
     items = tuple(nodes)
-    ordered = tuple(x.match for x in sorted(items, key=lambda x: x.timed))
+    by_clock = sorted(items, key=lambda x: x.timed)
+    ordered = tuple(x.match for x in by_clock)
     match = _all_of(ordered) if how is Combine.ALL else _any_of(ordered, how is Combine.NONE)
-    flip = _earliest_of(tuple(x.flip for x in items if x.timed))
-    deciders = tuple(x.match for x in items if not x.timed and not any(
-        name.startswith(SEGMENT_PREFIX) for name in x.inputs))
+    flip = inner = _earliest_of(tuple(x.flip for x in items if x.timed))
+    deciding = [x for x in items if not x.timed and not any(
+        name.startswith(SEGMENT_PREFIX) for name in x.inputs)]
+    deciders = tuple(x.match for x in deciding)
+    evaluate = None
     if flip is not _no_flip and deciders:
         flip = _settled(flip, deciders, how is Combine.ALL)
-    return _Node(match, flip, frozenset(i for x in items for i in x.inputs), children=items)
+        rest = tuple(x.match for x in by_clock if all(x is not d for d in deciding))
+        evaluate = _settled_evaluation(how, deciders, rest, inner)
+    return _Node(match, flip, frozenset(i for x in items for i in x.inputs), children=items,
+                 evaluate=evaluate)
 
 
 def _settled(flip: _Flip, deciders: tuple[_Match, ...], all_of: bool) -> _Flip:
@@ -321,6 +335,35 @@ def _settled(flip: _Flip, deciders: tuple[_Match, ...], all_of: bool) -> _Flip:
             return flip(s, n)
 
     return settled_flip
+
+
+def _settled_evaluation(
+    how: Combine, deciders: tuple[_Match, ...], rest: tuple[_Match, ...], flip: _Flip
+) -> _Evaluate:
+    """``(match, _settled(flip, deciders))`` of a node whose children are ``deciders``
+    (see ``_settled``) and ``rest`` (at least one, on the clock), in one call: each
+    decider is asked once, and a settling one ends the evaluation."""
+    assert rest
+    if how is Combine.ALL:
+        others = rest[0] if len(rest) == 1 else _all_of(rest)
+
+        def all_evaluate(s: EndpointState, n: int, m: Memberships) -> tuple[bool, int | None]:
+            for decider in deciders:
+                if not decider(s, n, m):
+                    return False, None
+            return others(s, n, m), flip(s, n)
+
+        return all_evaluate
+    negate = how is Combine.NONE
+    some = _any_of(rest, False)
+
+    def any_evaluate(s: EndpointState, n: int, m: Memberships) -> tuple[bool, int | None]:
+        for decider in deciders:
+            if decider(s, n, m):
+                return not negate, None
+        return some(s, n, m) is not negate, flip(s, n)
+
+    return any_evaluate
 
 
 def _all_of(matches: tuple[_Match, ...]) -> _Match:
@@ -598,7 +641,7 @@ def _performed(c: PerformedCondition) -> _Node:
     # switch resolution and take the general path.
     fixed = _resolution(window)
     fall = _FALLS[c.operator]
-    empty: _Leaving = (0, ())
+    empty = _NOTHING
 
     def leaving(s: EndpointState, n: int) -> _Leaving:
         assert fixed is not None
@@ -612,25 +655,38 @@ def _performed(c: PerformedCondition) -> _Node:
         return known
 
     match: _Match
-    if fixed is None:
+    if fixed is not None:  # the memo looked up in place: no call when it answers
+        if c.operator is CountOperator.AT_LEAST:
+            def match(s: EndpointState, n: int, m: Memberships) -> bool:
+                known = s.counters.memo.get((key, window, n))
+                return (leaving(s, n) if known is None else known)[0] >= target
+        elif c.operator is CountOperator.AT_MOST:
+            def match(s: EndpointState, n: int, m: Memberships) -> bool:
+                known = s.counters.memo.get((key, window, n))
+                return (leaving(s, n) if known is None else known)[0] <= target
+        else:
+            def match(s: EndpointState, n: int, m: Memberships) -> bool:
+                known = s.counters.memo.get((key, window, n))
+                return (leaving(s, n) if known is None else known)[0] == target
+
+        def fixed_flip(s: EndpointState, n: int) -> int | None:
+            known = s.counters.memo.get((key, window, n))
+            return fall(leaving(s, n) if known is None else known, target)
+    else:
         def count(s: EndpointState, n: int) -> int:
             return count_since(s.counters, key, n - window, n)
-    else:
-        def count(s: EndpointState, n: int) -> int:
-            return leaving(s, n)[0]
-    if c.operator is CountOperator.AT_LEAST:
-        def match(s: EndpointState, n: int, m: Memberships) -> bool:
-            return count(s, n) >= target
-    elif c.operator is CountOperator.AT_MOST:
-        def match(s: EndpointState, n: int, m: Memberships) -> bool:
-            return count(s, n) <= target
-    else:
-        def match(s: EndpointState, n: int, m: Memberships) -> bool:
-            return count(s, n) == target
+
+        if c.operator is CountOperator.AT_LEAST:
+            def match(s: EndpointState, n: int, m: Memberships) -> bool:
+                return count(s, n) >= target
+        elif c.operator is CountOperator.AT_MOST:
+            def match(s: EndpointState, n: int, m: Memberships) -> bool:
+                return count(s, n) <= target
+        else:
+            def match(s: EndpointState, n: int, m: Memberships) -> bool:
+                return count(s, n) == target
 
     def flip(s: EndpointState, n: int) -> int | None:
-        if fixed is not None:
-            return fall(leaving(s, n), target)
         counts = s.counters.types.get(key)
         if counts is None:
             return None
@@ -650,12 +706,13 @@ def _performed(c: PerformedCondition) -> _Node:
         return _Node(match, flip, frozenset({f"Events.{key}"}))
     threshold = Threshold(key, window, c.operator, c.count)
     if c.operator is not CountOperator.EXACTLY:
-        return _Node(match, flip, frozenset({f"Events.{key}"}), threshold, _same_answer(match))
+        return _Node(match, fixed_flip, frozenset({f"Events.{key}"}), threshold,
+                     _same_answer(match))
 
     def below(b: EndpointState, a: EndpointState, n: int) -> bool:
         return count_since(a.counters, key, n - window, n) < c.count
 
-    return _Node(match, flip, frozenset({f"Events.{key}"}), threshold, below)
+    return _Node(match, fixed_flip, frozenset({f"Events.{key}"}), threshold, below)
 
 
 _LAST_HOURLY, _FIRST_DAILY = (HOURLY_BUCKETS - 1) * HOUR_MS, HOURLY_BUCKETS * HOUR_MS
@@ -676,82 +733,99 @@ def falling_counts(
     time order, when each of its buckets leaves it and with how many events (with no
     new events the count only falls, step by step). None for a window not counted at
     one fixed resolution. Memoised on ``counters`` (shared with the leaves' flips)."""
+    held = window_buckets(counters, key, window, now)
+    if held is None:
+        return None
+    count, span, size, offset = held
+    return count, tuple([(i * size + offset, k) for i, k in span])
+
+
+def window_buckets(counters: BehaviourCounters, key: str, window: int, now: int
+                   ) -> _Leaving | None:
+    """``falling_counts`` as ``_leaving`` holds it: the count, the window's buckets
+    ``(index, events)`` in time order, and the bucket size and offset that give when
+    each leaves (``index * size + offset``). None for a window not counted at one fixed
+    resolution. Memoised on ``counters`` (shared with the leaves)."""
     fixed = _resolution(window)
     if fixed is None:
         return None
     counts = counters.types.get(key)
     if counts is None:
-        return 0, ()
+        return _NOTHING
     memo = counters.memo
-    known: tuple[int, tuple[tuple[int, int], ...]] | None = memo.get((key, window, now))
+    known: _Leaving | None = memo.get((key, window, now))
     if known is None:
         known = remember(memo, (key, window, now), _leaving(counts, now, window, fixed))
     return known
 
 
+_Leaving = tuple[int, tuple[tuple[int, int], ...], int, int]
+"""A fixed-resolution window at one instant (``_leaving``): its count, its buckets
+``(index, events)`` in time order, and the size and offset such that bucket ``i``
+leaves the window at ``i * size + offset``."""
+_NOTHING: _Leaving = (0, (), 0, 0)
+
+
 def _leaving(
     counts: TypeCounts, now: int, window: int, resolution: tuple[int, int]
-) -> tuple[int, tuple[tuple[int, int], ...]]:
+) -> _Leaving:
     """The count in a window counted at one fixed resolution (size ms, buckets retained)
-    and, in time order, when each of its buckets leaves it and with how many events:
+    and its buckets, in time order, with what gives when each leaves (``_Leaving``):
     bucket ``i`` leaves at ``i * size + window + 1`` or when retention drops it,
-    whichever is first (both grow with ``i``, so bucket order is time order)."""
+    whichever is first (both grow with ``i``, so bucket order is time order; the same
+    term is the smaller for every ``i``, so it is ``i * size + offset``)."""
     size, retained = resolution
     buckets = counts.hours if size == HOUR_MS else counts.days
     first, last = -(-(now - window) // size), now // size
     if size == DAY_MS:
         first = max(first, now // DAY_MS - (DAILY_BUCKETS - 1))
     if first > last:
-        return 0, ()
+        return _NOTHING
     span = buckets[bisect_left(buckets, (first,)):bisect_left(buckets, (last + 1,))]
     if not span:
-        return 0, ()
-    inside = tuple((min(i * size + window + 1, (i + retained) * size), k) for i, k in span)
-    return sum(k for _, k in span), inside
-
-
-_Leaving = tuple[int, tuple[tuple[int, int], ...]]
+        return _NOTHING
+    return sum([k for _, k in span]), span, size, min(window + 1, retained * size)
 
 
 def _at_least_flip(leaving: _Leaving, target: int) -> int | None:
     """When ``count >= target`` first changes after now, given the window's count and its
     buckets' leaving times (``_leaving``): only a count at the target can fall below it."""
-    count, inside = leaving
+    count, span, size, offset = leaving
     if count < target:
         return None
-    for leaves, k in inside:
+    for i, k in span:
         count -= k
         if count < target:
-            return leaves
+            return i * size + offset
     return None
 
 
 def _at_most_flip(leaving: _Leaving, target: int) -> int | None:
     """As ``_at_least_flip`` for ``count <= target`` (true stays true as the count falls)."""
-    count, inside = leaving
+    count, span, size, offset = leaving
     if count <= target:
         return None
-    for leaves, k in inside:
+    for i, k in span:
         count -= k
         if count <= target:
-            return leaves
+            return i * size + offset
     return None
 
 
 def _exactly_flip(leaving: _Leaving, target: int) -> int | None:
     """As ``_at_least_flip`` for ``count == target``."""
-    count, inside = leaving
+    count, span, size, offset = leaving
     if count == target:
-        for leaves, k in inside:
+        for i, k in span:
             if k:
-                return leaves
+                return i * size + offset
         return None
     if count < target:
         return None
-    for leaves, k in inside:
+    for i, k in span:
         count -= k
         if count <= target:
-            return leaves if count == target else None
+            return i * size + offset if count == target else None
     return None
 
 
