@@ -28,6 +28,7 @@ from lodestar.contracts.dlq import DeadLetterEnvelope, envelope_record
 from lodestar.contracts.errors import ContractError, DecodeError, EncodeError
 from lodestar.contracts.explain import describe_value, explain
 from lodestar.contracts.fast_reader import Reader, UnsupportedSchema, compile_reader
+from lodestar.contracts.fast_writer import Writer, compile_writer
 from lodestar.contracts.guard import Preparer, compile_preparer
 from lodestar.contracts.headers import Headers, dead_letter_headers, schema_headers
 from lodestar.contracts.reasons import DlqReason
@@ -47,24 +48,32 @@ Record = dict[str, Any]
 __all__ = ["AvroCodec", "ContractError", "DecodeError", "EncodeError", "Record"]
 
 
+_UNBUILT: Any = object()
+
+
 class _Binding:
     """Everything ``encode``/``decode`` need for one schema, looked up once."""
 
-    __slots__ = ("channel", "entry", "prepare")
+    __slots__ = ("channel", "entry", "prepare", "writer")
 
     def __init__(self, entry: SchemaEntry, prepare: Preparer, channel: str | None) -> None:
         self.entry = entry
         self.prepare = prepare
         self.channel = channel
+        self.writer: Writer | None = _UNBUILT
+        """The compiled writer (header included) of ``entry``, made on first ``encode``;
+        None: write with fastavro."""
 
 
 class AvroCodec:
     """Turns records into Kafka values and back, for every Lodestar topic.
 
-    Build one per process (it is immutable and thread-safe; its only state is a cache of
-    compiled readers, ``contracts.fast_reader``) and pass it down. Values written with a
-    current schema are read by the compiled reader; anything else, or anything it
-    refuses, by fastavro (the reference: same records, same errors).
+    Build one per process (it is immutable and thread-safe; its only state is caches of
+    compiled readers and writers, ``contracts.fast_reader`` and ``contracts.fast_writer``)
+    and pass it down. Values written with a current schema are read by the compiled
+    reader; anything else, or anything it refuses, by fastavro (the reference: same
+    records, same errors). Records are written by the compiled writer of their schema;
+    any record it refuses by fastavro (same bytes, same errors).
     """
 
     @classmethod
@@ -81,6 +90,9 @@ class AvroCodec:
             self._topics[topic] = _Binding(entry, preparers[entry.stem], SEND_CHANNELS.get(topic))
         dead = self.registry.dead_letter
         self._dead_letter = _Binding(dead, preparers[dead.stem], None)
+        self._writers: dict[str, Writer | None] = {}
+        """Compiled writers by schema stem, made on first use (compiling them all would
+        cost ~35 ms per process)."""
         self._fast: dict[bytes, Reader | None] = {}
         """Compiled readers (``contracts.fast_reader``) by writer fingerprint, made on first
         use, for values written with a current schema; None: read those with fastavro."""
@@ -182,12 +194,32 @@ class AvroCodec:
             prepared = binding.prepare(record)
             if binding.channel is not None and prepared.get("channel") != binding.channel:
                 raise ValueError("channel does not match the topic")
+            fast = binding.writer
+            if fast is _UNBUILT:
+                fast = self._fast_writer(binding)
+            if fast is not None:
+                try:
+                    return fast(prepared)
+                except Exception:  # refused: fastavro below gives the bytes or the error
+                    pass
             buffer = BytesIO()
             buffer.write(entry.header)
             schemaless_writer(buffer, entry.wire, prepared, strict_allow_default=True)
         except Exception as exc:
             raise _encode_error(binding, record, topic, exc) from None
         return buffer.getvalue()
+
+    def _fast_writer(self, binding: _Binding) -> Writer | None:
+        stem = binding.entry.stem
+        if stem not in self._writers:
+            writer: Writer | None
+            try:
+                writer = compile_writer(binding.entry.wire, binding.entry.header)
+            except Exception:  # UnsupportedSchema, or a bug: fastavro writes this schema
+                writer = None
+            self._writers[stem] = writer
+        binding.writer = self._writers[stem]
+        return binding.writer
 
     def _writer(self, expected: SchemaEntry | None, data: bytes) -> WriterSchema:
         stem = expected.stem if expected is not None else "lodestar"
