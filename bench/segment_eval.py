@@ -6,12 +6,13 @@ batches of ``--batch`` events as the agent does (per endpoint, arrival order)
 and times, per batch, exactly what the agent does per endpoint: read the table
 value (``read_entry``), ``fold_endpoint`` with the catalog's filters,
 ``after_change``, build the membership records and the new table value
-(``entry``) — serialised to JSON as Faust's table does. Reported beside the
-same work without segments. This isolates the engine's Python cost from Kafka
-and Faust (``bench/segments.py`` measures the whole worker). ``--gc worker`` tunes
-CPython's collector as ``lodestar worker`` does once its catalogs are loaded
-(``lodestar.gc_tuning.tune_collector``: here slower, both passes); the default keeps
-CPython's thresholds, as the figures in docs/benchmarks.md were measured.
+(``entry``) — encoded and decoded as the worker's store does
+(``profile_store.encode_value`` / ``decode_value``, orjson). Reported beside the same
+work without segments. This isolates the engine's Python cost from Kafka
+and Faust (``bench/segments.py`` measures the whole worker). ``--gc worker`` switches
+CPython's automatic collection off as ``lodestar worker`` does once its catalogs are
+loaded (``lodestar.gc_tuning.take_over_collector``); the default keeps CPython's
+thresholds, as the figures in docs/benchmarks.md were measured.
 
 Example: ``.venv/bin/python bench/segment_eval.py --segments 1000 --profile``
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import pstats
 import sys
 import time
@@ -35,7 +35,8 @@ from lodestar.core.profile_inputs import InputKind, ProfileInput, fold_endpoint,
 from lodestar.core.segment_control import AppSegments, membership_record, segment_from_control
 from lodestar.core.segment_membership import EndpointMemberships, blank_memberships
 from lodestar.core.topics import Topic
-from lodestar.gc_tuning import tune_collector
+from lodestar.engine.profile_store import decode_value, encode_value
+from lodestar.gc_tuning import take_over_collector
 from segments import BodyGenerator, control_records, segment_bodies, segment_pool
 
 
@@ -50,15 +51,18 @@ def catalog(app_id: str, count: int) -> AppSegments:
     return segments
 
 
-def batches(app_id: str, n_events: int, endpoints: int, size: int, seed: int = 3
-            ) -> list[dict[str, list[ProfileInput]]]:
+def batches(app_id: str, n_events: int, endpoints: int, size: int, seed: int = 3,
+            first_offset: int = 0) -> list[dict[str, list[ProfileInput]]]:
+    """``n_events`` events in batches of ``size`` grouped per endpoint, with Kafka offsets
+    from ``first_offset`` on (a later pass must continue the offsets: the fold skips
+    inputs at or below an endpoint's applied offset as replays)."""
     generator = BodyGenerator(segment_pool(endpoints), seed=seed)
     requests = -(-n_events // generator.events_per_request)
     records = [r for _, r in event_records(generator, app_id, requests, int(time.time() * 1000))]
     out: list[dict[str, list[ProfileInput]]] = []
     for start in range(0, len(records), size):
         per: dict[str, list[ProfileInput]] = {}
-        for offset, record in enumerate(records[start:start + size], start):
+        for offset, record in enumerate(records[start:start + size], first_offset + start):
             item = ProfileInput(InputKind.EVENT, record, offset)
             per.setdefault(input_key(item) or "", []).append(item)
         out.append(per)
@@ -80,8 +84,8 @@ def baseline(segments: AppSegments, now_ms: int,
 
 
 def run(segments: AppSegments, work: list[dict[str, list[ProfileInput]]],
-        table: dict[str, str] | None = None) -> tuple[float, int]:
-    """Seconds and membership changes for ``work`` over ``table`` (key → JSON value)."""
+        table: dict[str, bytes] | None = None) -> tuple[float, int]:
+    """Seconds and membership changes for ``work`` over ``table`` (key → stored value)."""
     table = {} if table is None else table
     changes = 0
     started = time.perf_counter()
@@ -90,7 +94,7 @@ def run(segments: AppSegments, work: list[dict[str, list[ProfileInput]]],
         blanks: dict[int, tuple[EndpointState, EndpointMemberships]] = {}
         for key, inputs in batch.items():
             raw = table.get(key)
-            state, memberships = read_entry(json.loads(raw) if raw else None)
+            state, memberships = read_entry(decode_value(raw) if raw else None)
             first = inputs[0].record
             result = fold_endpoint(state, first["app_id"], first["endpoint_id"], inputs, now_ms,
                                    segments.filters)
@@ -104,7 +108,7 @@ def run(segments: AppSegments, work: list[dict[str, list[ProfileInput]]],
                                              now_ms, result.triggers) for c in outcome[1]]
                 changes += len(records)
             if result.state is not None:
-                table[key] = json.dumps(entry(result.state, memberships))
+                table[key] = encode_value(entry(result.state, memberships))
     return time.perf_counter() - started, changes
 
 
@@ -116,19 +120,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--profile", action="store_true", help="print the top cProfile costs")
     parser.add_argument("--gc", choices=("worker", "default"), default="default",
-                        help="CPython's collector (default) or tuned as in the worker")
+                        help="CPython's collector (default) or switched off as in the worker "
+                             "(lodestar.gc_tuning.take_over_collector)")
     args = parser.parse_args(argv)
     app_id = uuid.uuid4().hex
     work = batches(app_id, args.events, args.endpoints, args.batch)
-    steady = batches(app_id, args.events, args.endpoints, args.batch, seed=11)
+    steady = batches(app_id, args.events, args.endpoints, args.batch, seed=11,
+                     first_offset=sum(len(v) for b in work for v in b.values()))
     if args.gc == "worker":
-        tune_collector()
+        take_over_collector()
     events = sum(len(v) for b in work for v in b.values())
-    plain: dict[str, str] = {}
+    plain: dict[str, bytes] = {}
     none_s, _ = run(AppSegments(), work, plain)
     none_steady_s, _ = run(AppSegments(), steady, plain)
     segments = catalog(app_id, args.segments)
-    table: dict[str, str] = {}
+    table: dict[str, bytes] = {}
     with_s, changes = run(segments, work, table)
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
