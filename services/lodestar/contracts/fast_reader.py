@@ -23,14 +23,12 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lodestar.contracts.codegen import SourceBuilder, UnsupportedSchema
+
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes",
                          "string"})
-
-
-class UnsupportedSchema(ValueError):
-    """A schema construct the compiled reader does not model (use fastavro)."""
 
 
 class _Malformed(ValueError):
@@ -52,27 +50,7 @@ def _varint(buf: bytes, pos: int, first: int) -> tuple[int, int]:
             raise _Malformed("varint longer than 10 bytes")
 
 
-class _Source:
-    def __init__(self, named: Mapping[str, Any]) -> None:
-        self.named = named
-        self.lines: list[str] = []
-        self.counter = 0
-        self.functions: dict[str, str] = {}
-        self.pending: list[tuple[str, Mapping[str, Any]]] = []
-        self.constants: dict[str, object] = {}
-
-    def name(self, prefix: str) -> str:
-        self.counter += 1
-        return f"{prefix}{self.counter}"
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
-    def constant(self, value: object) -> str:
-        name = f"_k{len(self.constants)}"
-        self.constants[name] = value
-        return name
-
+class _Source(SourceBuilder):
     def long(self, indent: int, target: str) -> None:
         byte = self.name("b")
         self.emit(indent, f"{byte} = buf[pos]")
@@ -85,15 +63,6 @@ class _Source:
         self.long(indent, target)
         self.emit(indent, f"if {target} < 0 or pos + {target} > size:")
         self.emit(indent + 1, "raise _Malformed('length')")
-
-    def record(self, schema: Mapping[str, Any]) -> str:
-        name = schema.get("name")
-        if not isinstance(name, str):
-            raise UnsupportedSchema("a record without a name")
-        if name not in self.functions:
-            self.functions[name] = f"_record{len(self.functions)}"
-            self.pending.append((self.functions[name], schema))
-        return self.functions[name]
 
     def read(self, schema: Any, indent: int, target: str) -> None:
         if isinstance(schema, str):

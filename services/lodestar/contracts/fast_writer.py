@@ -32,7 +32,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from lodestar.contracts.fast_reader import UnsupportedSchema
+from lodestar.contracts.codegen import SourceBuilder, UnsupportedSchema
 
 Writer = Callable[[Mapping[str, Any]], bytes]
 
@@ -103,14 +103,9 @@ def _refuse(value: Any) -> None:
     raise _Refused(f"cannot write {type(value).__name__}")
 
 
-class _Source:
+class _Source(SourceBuilder):
     def __init__(self, named: Mapping[str, Any]) -> None:
-        self.named = named
-        self.lines: list[str] = []
-        self.counter = 0
-        self.functions: dict[str, str] = {}
-        self.pending: list[tuple[str, Mapping[str, Any]]] = []
-        self.constants: dict[str, object] = {}
+        super().__init__(named)
         self.defaults: list[tuple[str, str, Any]] = []
         """(constant name, default-writer function name, default value)."""
         self.tables: list[str] = []
@@ -118,18 +113,6 @@ class _Source:
         become the functions once compiled."""
         self.extra: list[str] = []
         """Source of the default writers."""
-
-    def name(self, prefix: str) -> str:
-        self.counter += 1
-        return f"{prefix}{self.counter}"
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
-    def constant(self, value: object) -> str:
-        name = f"_k{len(self.constants)}"
-        self.constants[name] = value
-        return name
 
     def resolve(self, schema: Any) -> Any:
         """``schema`` with a named-type reference replaced by its definition."""
@@ -150,15 +133,6 @@ class _Source:
         if "logicalType" in schema:
             raise UnsupportedSchema("logical types (write the wire form)")
         return str(schema["type"])
-
-    def record(self, schema: Mapping[str, Any]) -> str:
-        name = schema.get("name")
-        if not isinstance(name, str):
-            raise UnsupportedSchema("a record without a name")
-        if name not in self.functions:
-            self.functions[name] = f"_record{len(self.functions)}"
-            self.pending.append((self.functions[name], schema))
-        return self.functions[name]
 
     def write(self, schema: Any, indent: int, value: str, plain: bool = False) -> None:
         """Emit code writing local ``value`` of ``schema`` to ``out`` (a bytearray); ``plain``:
