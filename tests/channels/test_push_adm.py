@@ -164,12 +164,9 @@ def _sender(peer: AdmPeer, secret: str = CLIENT_SECRET) -> AdmSender:
 
 
 async def test_accepted_with_adms_headers_checksum_and_request_id(peer: AdmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "amzn1.adm-registration.v3.ok-1",
                                     AdmOptions(consolidation_key="news"))
-    finally:
-        await sender.aclose()
     assert outcome.kind is ProviderOutcomeKind.ACCEPTED
     assert outcome.provider_message_id == "req-1" and outcome.message == "accepted"
     [form] = peer.token_forms
@@ -188,64 +185,46 @@ async def test_accepted_with_adms_headers_checksum_and_request_id(peer: AdmPeer)
 
 
 async def test_a_registration_id_is_one_path_segment(peer: AdmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "ok+id==")
-    finally:
-        await sender.aclose()
     assert outcome.accepted
     assert peer.messages[0][0] == "ok+id=="
 
 
 async def test_a_new_registration_id_is_reported(peer: AdmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "moved-1")
-    finally:
-        await sender.aclose()
     assert outcome.accepted and "new-moved-1" in outcome.message
 
 
 async def test_the_access_token_is_cached(peer: AdmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         for n in range(3):
             assert (await sender.send(NOTE, f"ok-{n}")).accepted
         outcomes = await asyncio.gather(*(sender.send(NOTE, f"ok-c{n}") for n in range(10)))
-    finally:
-        await sender.aclose()
     assert all(o.accepted for o in outcomes)
     assert len(peer.issued) == 1 and len(peer.messages) == 13
 
 
 async def test_concurrent_first_sends_fetch_one_token(peer: AdmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcomes = await asyncio.gather(*(sender.send(NOTE, f"ok-{n}") for n in range(10)))
-    finally:
-        await sender.aclose()
     assert all(o.accepted for o in outcomes) and len(peer.issued) == 1
 
 
 async def test_a_token_near_expiry_is_refreshed(peer: AdmPeer) -> None:
     peer.token_lifetime_s = 30  # inside the 60 s refresh margin
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         assert (await sender.send(NOTE, "ok-1")).accepted
         assert (await sender.send(NOTE, "ok-2")).accepted
-    finally:
-        await sender.aclose()
     assert len(peer.issued) == 2
 
 
 async def test_a_401_refreshes_the_token_once(peer: AdmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         assert (await sender.send(NOTE, "ok-1")).accepted
         peer.expire_next = True
         outcome = await sender.send(NOTE, "ok-2")
-    finally:
-        await sender.aclose()
     assert outcome.accepted
     assert len(peer.issued) == 2
     assert [m[0] for m in peer.messages] == ["ok-1", "ok-2"]
@@ -254,11 +233,8 @@ async def test_a_401_refreshes_the_token_once(peer: AdmPeer) -> None:
 
 async def test_a_second_401_is_permanent(peer: AdmPeer) -> None:
     peer.always_expired = True
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "ok-1")
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (ProviderOutcomeKind.PERMANENT, 401)
     assert len(peer.issued) == 2
 
@@ -271,22 +247,16 @@ async def test_a_second_401_is_permanent(peer: AdmPeer) -> None:
 ])
 async def test_error_answers(peer: AdmPeer, rid: str, kind: ProviderOutcomeKind,
                              status: int, reason: str) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, rid)
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (kind, status)
     assert reason in outcome.message
 
 
 async def test_retry_after_is_honoured(peer: AdmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         busy = await sender.send(NOTE, "busy-1")
         down = await sender.send(NOTE, "down-1")
-    finally:
-        await sender.aclose()
     assert (busy.kind, busy.retry_after_s, busy.throttled) == (
         ProviderOutcomeKind.RETRY, 9.0, True)
     assert (down.kind, down.retry_after_s, down.throttled) == (
@@ -300,11 +270,8 @@ async def test_retry_after_is_honoured(peer: AdmPeer) -> None:
 ])
 async def test_bad_messages_are_permanent(peer: AdmPeer, body: dict[str, Any],
                                           reason: str) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send_message("ok-1", body)
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (ProviderOutcomeKind.PERMANENT, 400)
     assert reason in outcome.message
 
@@ -312,22 +279,16 @@ async def test_bad_messages_are_permanent(peer: AdmPeer, body: dict[str, Any],
 async def test_an_oversized_payload_is_refused_before_sending(peer: AdmPeer) -> None:
     note = PushNotification(message_id="m", channel_type="ADM", body="x",
                             data={"blob": "x" * 7000})
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(note, "ok-1")
-    finally:
-        await sender.aclose()
     assert outcome.kind is ProviderOutcomeKind.PERMANENT and "MessageTooLarge" in \
         outcome.message
     assert peer.messages == [] and peer.issued == []
 
 
 async def test_wrong_credentials_are_permanent(peer: AdmPeer) -> None:
-    sender = _sender(peer, secret="wrong")
-    try:
+    async with _sender(peer, secret="wrong") as sender:
         outcome = await sender.send(NOTE, "ok-1")
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (ProviderOutcomeKind.PERMANENT, 401)
     assert "token endpoint" in outcome.message and "invalid_client" in outcome.message
     assert peer.messages == []
@@ -335,11 +296,8 @@ async def test_wrong_credentials_are_permanent(peer: AdmPeer) -> None:
 
 async def test_a_failing_token_endpoint_is_retry(peer: AdmPeer) -> None:
     peer.token_status = 503
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "ok-1")
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (ProviderOutcomeKind.RETRY, 503)
     assert peer.messages == []
 

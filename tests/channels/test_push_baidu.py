@@ -126,12 +126,9 @@ def _sender(peer: BaiduPeer, secret: str = SECRET,
 
 
 async def test_accepted_with_a_valid_signature_and_pinpoints_message(peer: BaiduPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "1105115563847474869:3944730196422489622",
                                     icon_reference="ic_bell")
-    finally:
-        await sender.aclose()
     assert outcome.kind is ProviderOutcomeKind.ACCEPTED, outcome.message
     assert outcome.provider_message_id == "100"
     [form] = peer.requests
@@ -150,34 +147,25 @@ async def test_accepted_with_a_valid_signature_and_pinpoints_message(peer: Baidu
 
 async def test_each_send_is_signed_with_its_own_timestamp(peer: BaiduPeer) -> None:
     now = [time.time()]
-    sender = _sender(peer, clock=lambda: now[0])
-    try:
+    async with _sender(peer, clock=lambda: now[0]) as sender:
         assert (await sender.send(NOTE, "ok-1")).accepted
         now[0] += 30
         assert (await sender.send(NOTE, "ok-2")).accepted
-    finally:
-        await sender.aclose()
     first, second = peer.requests
     assert int(second["timestamp"]) - int(first["timestamp"]) == 30
     assert first["sign"] != second["sign"]
 
 
 async def test_a_stale_clock_is_refused_permanently(peer: BaiduPeer) -> None:
-    sender = _sender(peer, clock=lambda: time.time() - 3600)
-    try:
+    async with _sender(peer, clock=lambda: time.time() - 3600) as sender:
         outcome = await sender.send(NOTE, "ok-1")
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (ProviderOutcomeKind.PERMANENT, 401)
     assert outcome.message.startswith("30606")
 
 
 async def test_a_wrong_secret_fails_the_signature(peer: BaiduPeer) -> None:
-    sender = _sender(peer, secret="not-the-secret")
-    try:
+    async with _sender(peer, secret="not-the-secret") as sender:
         outcome = await sender.send(NOTE, "ok-1")
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (ProviderOutcomeKind.PERMANENT, 401)
     assert outcome.message.startswith("30603")
 
@@ -191,21 +179,15 @@ async def test_a_wrong_secret_fails_the_signature(peer: BaiduPeer) -> None:
 ])
 async def test_error_answers(peer: BaiduPeer, channel: str, kind: ProviderOutcomeKind,
                              status: int, code: str) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, channel)
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (kind, status)
     assert outcome.message.startswith(code)
 
 
 async def test_too_frequent_is_throttled_and_honours_retry_after(peer: BaiduPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "busy-1")
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.throttled, outcome.retry_after_s) == (
         ProviderOutcomeKind.RETRY, True, 4.0)
 
@@ -213,21 +195,15 @@ async def test_too_frequent_is_throttled_and_honours_retry_after(peer: BaiduPeer
 async def test_raw_content_is_sent_as_the_message(peer: BaiduPeer) -> None:
     raw = json.dumps({"pinpoint.openApp": True, "pinpoint.notification.title": "Hi"})
     note = PushNotification(message_id="m", channel_type="BAIDU", raw_content=raw)
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         assert (await sender.send(note, "ok-1")).accepted
-    finally:
-        await sender.aclose()
     assert peer.requests[0]["msg"] == raw
     assert peer.requests[0]["msg_expires"] == "604800"
 
 
 async def test_an_address_without_a_channel_id_is_not_sent(peer: BaiduPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "user-1:")
-    finally:
-        await sender.aclose()
     assert outcome.kind is ProviderOutcomeKind.PERMANENT and peer.requests == []
 
 

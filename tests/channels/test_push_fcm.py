@@ -65,11 +65,8 @@ def _sender(peer: FcmPeer, key: rsa.RSAPrivateKey = KEY) -> FcmSender:
 
 
 async def test_accepted_with_the_message_name_and_a_verified_assertion(peer: FcmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "ok-token-1")
-    finally:
-        await sender.aclose()
     assert outcome.kind is ProviderOutcomeKind.ACCEPTED
     assert outcome.provider_message_id == f"projects/{PROJECT}/messages/1"
     [claims] = peer.assertions
@@ -87,21 +84,15 @@ async def test_accepted_with_the_message_name_and_a_verified_assertion(peer: Fcm
 
 
 async def test_the_access_token_is_cached(peer: FcmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         for n in range(3):
             assert (await sender.send(NOTE, f"ok-{n}")).accepted
-    finally:
-        await sender.aclose()
     assert len(peer.issued) == 1 and len(peer.messages) == 3
 
 
 async def test_concurrent_sends_fetch_one_token(peer: FcmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcomes = await asyncio.gather(*(sender.send(NOTE, f"ok-{n}") for n in range(20)))
-    finally:
-        await sender.aclose()
     assert all(o.accepted for o in outcomes)
     assert len(peer.issued) == 1 and len(peer.messages) == 20
     assert len({o.provider_message_id for o in outcomes}) == 20
@@ -109,23 +100,17 @@ async def test_concurrent_sends_fetch_one_token(peer: FcmPeer) -> None:
 
 async def test_a_token_near_expiry_is_refreshed(peer: FcmPeer) -> None:
     peer.token_lifetime_s = 200  # inside the 300 s refresh margin
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         assert (await sender.send(NOTE, "ok-1")).accepted
         assert (await sender.send(NOTE, "ok-2")).accepted
-    finally:
-        await sender.aclose()
     assert len(peer.issued) == 2
 
 
 async def test_a_401_refreshes_the_token_once(peer: FcmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         assert (await sender.send(NOTE, "ok-1")).accepted
         peer.expire_next = True
         outcome = await sender.send(NOTE, "ok-2")
-    finally:
-        await sender.aclose()
     assert outcome.accepted
     assert len(peer.issued) == 2
     assert [m["message"]["token"] for m in peer.messages] == ["ok-1", "ok-2"]
@@ -139,31 +124,22 @@ async def test_a_401_refreshes_the_token_once(peer: FcmPeer) -> None:
 ])
 async def test_error_answers(peer: FcmPeer, token: str, kind: ProviderOutcomeKind,
                              status: int) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, token)
-    finally:
-        await sender.aclose()
     assert (outcome.kind, outcome.status_code) == (kind, status)
 
 
 async def test_429_is_retried_after_the_providers_delay(peer: FcmPeer) -> None:
-    sender = _sender(peer)
-    try:
+    async with _sender(peer) as sender:
         outcome = await sender.send(NOTE, "busy-1")
-    finally:
-        await sender.aclose()
     assert outcome.kind is ProviderOutcomeKind.RETRY
     assert outcome.retry_after_s == 7.0 and outcome.throttled
 
 
 async def test_an_assertion_signed_by_the_wrong_key_is_permanent(peer: FcmPeer) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    sender = _sender(peer, other)
-    try:
+    async with _sender(peer, other) as sender:
         outcome = await sender.send(NOTE, "ok-1")
-    finally:
-        await sender.aclose()
     assert outcome.kind is ProviderOutcomeKind.PERMANENT
     assert "token endpoint" in outcome.message
     assert peer.messages == []

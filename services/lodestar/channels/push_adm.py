@@ -29,6 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from lodestar.channels.access_tokens import AccessTokens, TokenRefused
+from lodestar.channels.closing import ClosesOnExit
 from lodestar.channels.http_answers import answer_json, pooled_client, retry_after
 from lodestar.core.adm_message import (
     ACCEPT_TYPE,
@@ -64,7 +65,7 @@ class AdmConfig:
     max_connections: int = 32
 
 
-class AdmSender:
+class AdmSender(ClosesOnExit):
     """One ADM client's sender (see the module docstring)."""
 
     name = "adm"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from lodestar.channels.closing import ClosesOnExit
 from lodestar.channels.http_answers import answer_json, pooled_client, retry_after
 from lodestar.core.baidu_message import (
     CONTENT_TYPE,
@@ -41,7 +42,7 @@ class BaiduConfig:
     max_connections: int = 32
 
 
-class BaiduSender:
+class BaiduSender(ClosesOnExit):
     """One Baidu app's sender (see the module docstring)."""
 
     name = "baidu"

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lodestar.channels.access_tokens import AccessTokens, TokenRefused
+from lodestar.channels.closing import ClosesOnExit
 from lodestar.channels.http1 import Http1Error, Http1Pool
 from lodestar.channels.http_answers import answer_json, retry_after
 from lodestar.core.jwt_tokens import sign_jwt
@@ -144,7 +145,7 @@ def fcm_outcome(status: int, body: Any, retry_after_s: float | None = None) -> P
     return from_http_status(status, text, retry_after_s=retry_after_s)
 
 
-class FcmSender:
+class FcmSender(ClosesOnExit):
     """One FCM project's sender; share one per process (it caches the access token)."""
 
     name = "fcm"
