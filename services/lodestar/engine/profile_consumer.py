@@ -118,8 +118,8 @@ class ProfileConsumer:
         self.owned: set[int] = set()
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
-        self.batches = 0
-        self.records = 0
+        self._flushing = 0
+        """Entries the flush in progress took."""
         self.uncommitted: dict[TopicPartition, int] = {}
         """Next offsets processed since the last flush began."""
         self.committing: dict[TopicPartition, int] = {}
@@ -196,8 +196,6 @@ class ProfileConsumer:
         self.stats.add("process", time.perf_counter() - started, len(batch))
         for tp, records in mine.items():
             self.uncommitted[tp] = records[-1].offset + 1
-        self.batches += 1
-        self.records += len(batch)
         return len(batch)
 
     async def _flush_some(self, behind: bool = False) -> None:
@@ -233,8 +231,7 @@ class ProfileConsumer:
         self.collected_at = time.monotonic()
 
     def _begin_flush(self) -> None:
-        entries = self.agent.begin_flush()
-        self.stats.add("flush", 0.0, entries)
+        self._flushing = self.agent.begin_flush()
         self.flushed_at = time.monotonic()
         self.committing, self.uncommitted = self.uncommitted, {}
 
@@ -249,8 +246,10 @@ class ProfileConsumer:
         await self._commit()
 
     async def _commit(self) -> None:
-        """Commit the offsets the completed flush covers."""
+        """Commit the offsets the completed flush covers (and count the flush: from its
+        beginning to its end, between batches)."""
         assert self._consumer is not None
+        self.stats.add("flush", time.monotonic() - self.flushed_at, self._flushing)
         offsets = {tp: offset for tp, offset in self.committing.items()
                    if tp.partition in self.owned}
         self.committing = {}
